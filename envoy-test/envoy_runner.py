@@ -27,6 +27,13 @@ CERTS = HERE / "certs"
 DOCKER_PORTS = {"http": 8000, "https": 8443, "admin": 9901, "upstream": 3001}
 
 
+def work_dir(prefix: str) -> Path:
+    """A fresh folder under the project's .work/ (cleared by `make e2e`, kept after a run for its logs)."""
+    root = ROOT / ".work"
+    root.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+
+
 def envoy_binary() -> str:
     """The envoy of the project virtualenv (the one running this file), else one on PATH."""
     local = Path(sys.executable).parent / "envoy"
@@ -133,7 +140,7 @@ class Envoy:
     upstream_port: int
     ports: dict[str, int] = field(default_factory=dict)
     failure_policy: str | None = None
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="secure-headers-envoy-")))
+    workdir: Path = field(default_factory=lambda: work_dir("envoy"))
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:

@@ -2,9 +2,9 @@
 //! Nothing here formats or allocates; every name and value is borrowed from the compiled policy.
 
 use crate::host::{RequestView, ResponseHeaders};
-use crate::matcher::{media_type, path_extension};
+use crate::matcher::{media_type, path_extension, strip_query};
 use crate::policy::Policy;
-use crate::rule::{Rule, SchemeScope, WriteMode};
+use crate::rule::{Rule, WriteMode};
 
 /// What the response phase needs to remember about the request: small, `Copy`, no heap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct RequestFacts {
     pub https: bool,
     /// Index into `Policy::extensions` of the request path's extension.
     pub extension: Option<u16>,
+    /// The path is under the `streaming_paths` of a rule that may apply.
+    pub streaming_path: bool,
 }
 
 /// Longest media type kept for matching; longer ones match no content-type condition.
@@ -30,6 +32,14 @@ impl Policy {
                     facts.candidate_rules |= 1u128 << i;
                 }
             }
+            let bare_path = path.map(strip_query).unwrap_or_default();
+            facts.streaming_path = self.rules.iter().enumerate().any(|(i, rule)| {
+                facts.candidate_rules & (1u128 << i) != 0
+                    && rule
+                        .streaming_paths
+                        .iter()
+                        .any(|p| bare_path.starts_with(p.as_bytes()))
+            });
             if let Some(ext) = path.and_then(path_extension) {
                 facts.extension = self
                     .extensions
@@ -95,12 +105,7 @@ fn apply_rule(
         response.remove(name);
     }
     for write in &rule.writes {
-        let scheme_ok = match write.scheme {
-            SchemeScope::Any => true,
-            SchemeScope::HttpsOnly => facts.https,
-            SchemeScope::HttpOnly => !facts.https,
-        };
-        if !scheme_ok {
+        if !write.scheme.allows(facts.https) {
             continue;
         }
         match write.mode {

@@ -5,6 +5,8 @@
 pub trait RequestView {
     /// Host (may carry a port) and path (may carry a query), read together so both can be borrowed at once.
     fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>);
+    /// The request method (`GET`, `HEAD`, ...).
+    fn method(&mut self) -> Option<&[u8]>;
     /// The scheme of the connection the request arrived on (`http` or `https`).
     fn scheme(&mut self) -> Option<&[u8]>;
     /// A request header by lower-case name (the first value when repeated).

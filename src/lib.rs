@@ -15,6 +15,7 @@
 )]
 
 pub mod csp;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod header_syntax;
@@ -25,9 +26,15 @@ pub mod presets;
 pub mod rule;
 pub mod schema;
 
+#[cfg(all(feature = "proxy-wasm", feature = "http-wasm"))]
+compile_error!("build one host adapter at a time: each host refuses the other's imports");
+
+#[cfg(feature = "http-wasm")]
+mod http_wasm_filter;
 #[cfg(feature = "proxy-wasm")]
 mod proxy_wasm_filter;
 
+pub use delivery::Delivery;
 pub use engine::RequestFacts;
 pub use error::ConfigError;
 pub use host::{RequestView, ResponseHeaders};

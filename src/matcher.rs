@@ -69,8 +69,8 @@ impl Matcher {
         !(self.hosts.is_empty() && self.paths.is_empty() && self.except_paths.is_empty())
     }
 
-    pub fn has_content_type_condition(&self) -> bool {
-        !self.content_types.is_empty()
+    pub fn has_response_conditions(&self) -> bool {
+        !(self.content_types.is_empty() && self.statuses.is_empty())
     }
 
     /// Host and path. `authority` may carry a port; `path` may carry a query.
@@ -178,7 +178,7 @@ fn strip_port(authority: &[u8]) -> &[u8] {
     authority.get(..end).unwrap_or(authority)
 }
 
-fn strip_query(path: &[u8]) -> &[u8] {
+pub fn strip_query(path: &[u8]) -> &[u8] {
     let end = path
         .iter()
         .position(|b| *b == b'?' || *b == b'#')
@@ -212,7 +212,7 @@ fn host_pattern(path: &str, host: &str) -> Result<HostPattern, ConfigError> {
     })
 }
 
-fn path_prefix(path: &str, prefix: &str) -> Result<Box<str>, ConfigError> {
+pub fn path_prefix(path: &str, prefix: &str) -> Result<Box<str>, ConfigError> {
     if !prefix.starts_with('/') {
         return Err(ConfigError::new(
             path,

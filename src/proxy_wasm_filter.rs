@@ -95,6 +95,10 @@ impl RequestView for EnvoyRequest {
         (self.authority.as_deref(), self.path.as_deref())
     }
 
+    fn method(&mut self) -> Option<&[u8]> {
+        self.header(":method")
+    }
+
     fn scheme(&mut self) -> Option<&[u8]> {
         self.header(":scheme")
     }

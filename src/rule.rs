@@ -3,7 +3,7 @@
 use crate::csp::{check_ancestors, Csp};
 use crate::error::ConfigError;
 use crate::header_syntax::{header_name, header_value};
-use crate::matcher::{Matcher, MediaPattern};
+use crate::matcher::{path_prefix, Matcher, MediaPattern};
 use crate::presets::OWASP_REMOVE;
 use crate::schema::{HeaderAction, HstsSpec, KeyedMap, Layer, Toggle};
 
@@ -61,6 +61,16 @@ pub enum SchemeScope {
     HttpOnly,
 }
 
+impl SchemeScope {
+    pub fn allows(self, https: bool) -> bool {
+        match self {
+            SchemeScope::Any => true,
+            SchemeScope::HttpsOnly => https,
+            SchemeScope::HttpOnly => !https,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Write {
     pub name: Box<str>,
@@ -80,6 +90,8 @@ pub struct Rule {
     pub keep_upstream_cache_control: bool,
     pub content_types: Vec<ContentTypeFix>,
     pub keep_upstream_content_type: bool,
+    /// Path prefixes whose responses are never held by hosts that must buffer to edit headers (Traefik).
+    pub streaming_paths: Vec<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -247,6 +259,13 @@ impl Rule {
                 layer.content_types_by_extension.as_ref(),
             )?,
             keep_upstream_content_type: keep.iter().any(|k| &**k == "content-type"),
+            streaming_paths: layer
+                .streaming_paths
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, prefix)| path_prefix(&field(&format!("streaming_paths[{i}]")), prefix))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -38,6 +38,7 @@ pub struct Layer {
     pub remove_owasp_list: Option<bool>,
     pub keep_upstream: Option<Vec<String>>,
     pub headers: Option<KeyedMap<Toggle<HeaderSpec>>>,
+    pub streaming_paths: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Clone, Debug)]
@@ -202,6 +203,7 @@ impl Layer {
         self.remove_owasp_list.merge(upper.remove_owasp_list);
         self.keep_upstream.merge(upper.keep_upstream);
         self.headers.merge(upper.headers);
+        self.streaming_paths.merge(upper.streaming_paths);
     }
 }
 

@@ -7,12 +7,16 @@ struct Request {
     authority: &'static str,
     path: &'static str,
     scheme: &'static str,
+    method: &'static str,
     headers: Vec<(&'static str, &'static str)>,
 }
 
 impl RequestView for Request {
     fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
         (Some(self.authority.as_bytes()), Some(self.path.as_bytes()))
+    }
+    fn method(&mut self) -> Option<&[u8]> {
+        Some(self.method.as_bytes())
     }
     fn scheme(&mut self) -> Option<&[u8]> {
         Some(self.scheme.as_bytes())
@@ -92,6 +96,7 @@ fn get(host: &'static str, path: &'static str, scheme: &'static str) -> Request 
         authority: host,
         path,
         scheme,
+        method: "GET",
         headers: vec![],
     }
 }
@@ -551,4 +556,129 @@ fn a_reply_whose_request_was_never_seen_gets_only_unscoped_rules() {
         response.one("cross-origin-resource-policy").as_deref(),
         Some("same-origin")
     );
+}
+
+mod delivery {
+    use super::*;
+    use secure_headers::Delivery;
+
+    fn decide(
+        policy: &Policy,
+        path: &'static str,
+        method: &'static str,
+        headers: &[(&'static str, &'static str)],
+    ) -> Delivery {
+        let mut request = get("photos.example", path, "https");
+        request.method = method;
+        request.headers = headers.to_vec();
+        let facts = policy.inspect_request(&mut request);
+        policy.delivery(&facts, &mut request)
+    }
+
+    const NAVIGATION: &[(&str, &str)] = &[("sec-fetch-dest", "document")];
+
+    #[test]
+    fn documents_are_held_and_everything_else_streams() {
+        let p = policy(r#"{"presets": ["immich"]}"#);
+        assert_eq!(decide(&p, "/auth/login", "GET", NAVIGATION), Delivery::Held);
+        assert_eq!(
+            decide(&p, "/", "HEAD", &[("accept", "text/html,*/*")]),
+            Delivery::Held
+        );
+        assert_eq!(
+            decide(&p, "/favicon.ico", "GET", &[("sec-fetch-dest", "image")]),
+            Delivery::Held,
+            "repairs need the response"
+        );
+        assert_eq!(
+            decide(
+                &p,
+                "/_app/immutable/a.js",
+                "GET",
+                &[("sec-fetch-dest", "script")]
+            ),
+            Delivery::Streamed
+        );
+        assert_eq!(
+            decide(&p, "/", "GET", &[("accept", "*/*")]),
+            Delivery::Streamed
+        );
+        assert_eq!(
+            decide(&p, "/", "POST", NAVIGATION),
+            Delivery::Streamed,
+            "uploads are never buffered"
+        );
+        assert_eq!(
+            decide(
+                &p,
+                "/",
+                "GET",
+                &[("sec-fetch-dest", "document"), ("range", "bytes=0-")]
+            ),
+            Delivery::Streamed
+        );
+        assert_eq!(
+            decide(&p, "/api/assets/1/original", "GET", NAVIGATION),
+            Delivery::Streamed,
+            "immich streams /api/"
+        );
+        assert_eq!(
+            decide(&p, "/api/socket.io/", "GET", &[("upgrade", "websocket")]),
+            Delivery::Untouched
+        );
+    }
+
+    #[test]
+    fn without_streaming_paths_a_navigation_to_media_would_be_held() {
+        let p = policy(r#"{"presets": ["bundle-a"]}"#);
+        assert_eq!(
+            decide(&p, "/api/assets/1/original", "GET", NAVIGATION),
+            Delivery::Held
+        );
+        let p = policy(r#"{"presets": ["bundle-a"], "streaming_paths": ["/api/"]}"#);
+        assert_eq!(
+            decide(&p, "/api/assets/1/original", "GET", NAVIGATION),
+            Delivery::Streamed
+        );
+    }
+
+    #[test]
+    fn unmatched_requests_are_untouched() {
+        let p = policy(
+            r#"{"rules": [{"match": {"hosts": ["other.example"]}, "presets": ["bundle-a"]}]}"#,
+        );
+        assert_eq!(decide(&p, "/", "GET", NAVIGATION), Delivery::Untouched);
+    }
+
+    #[test]
+    fn before_the_upstream_only_unconditional_sets_are_written() {
+        let p = policy(r#"{"presets": ["immich"]}"#);
+        let mut request = get("h", "/api/assets/1/thumbnail", "https");
+        let facts = p.inspect_request(&mut request);
+        let mut response = Response::default();
+        assert_eq!(p.apply_before_upstream(&facts, &mut response), Some(0));
+        assert_eq!(
+            response.one("strict-transport-security").as_deref(),
+            Some("max-age=31536000")
+        );
+        assert_eq!(
+            response.one("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(
+            response.one("content-security-policy"),
+            None,
+            "kept-upstream headers need the response"
+        );
+        assert_eq!(response.one("cache-control"), None);
+
+        let scoped = policy(
+            r#"{"rules": [{"match": {"content_types": ["text/html"]}, "presets": ["bundle-a"]}]}"#,
+        );
+        let facts = scoped.inspect_request(&mut get("h", "/", "https"));
+        assert_eq!(
+            scoped.apply_before_upstream(&facts, &mut Response::default()),
+            None
+        );
+    }
 }

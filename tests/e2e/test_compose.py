@@ -1,20 +1,26 @@
-"""The compose file for Docker users parses (no engine runs on these machines, so it is validated, not run)."""
+"""The compose files for Docker users parse (no engine runs on these machines, so they are validated, not run)."""
 
 import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-COMPOSE = Path(__file__).resolve().parents[2] / "envoy-test" / "docker-compose.yml"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compose_file_is_valid_and_mounts_the_module():
+@pytest.mark.parametrize("folder, service, image, module", [
+    ("envoy-test", "envoy", "envoyproxy/envoy:v1.40", "secure_headers.wasm"),
+    ("traefik-test", "traefik", "traefik:v3.7", "dist/http-wasm"),
+])
+def test_compose_file_is_valid_and_mounts_the_module(folder, service, image, module):
     docker_compose = shutil.which("docker-compose")
     assert docker_compose, "docker-compose (Debian package) is missing: `make tools` installs it"
-    result = subprocess.run([docker_compose, "-f", str(COMPOSE), "config"], capture_output=True, text=True)
+    result = subprocess.run([docker_compose, "-f", str(ROOT / folder / "docker-compose.yml"), "config"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert services["envoy"]["image"].startswith("envoyproxy/envoy:v1.40")
-    mounts = " ".join(str(v) for v in services["envoy"].get("volumes", []))
-    assert "secure_headers.wasm" in mounts and "envoy.yaml" in mounts
+    assert services[service]["image"].startswith(image)
+    mounts = " ".join(str(v) for v in services[service].get("volumes", []))
+    assert module in mounts

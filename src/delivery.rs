@@ -1,0 +1,85 @@
+//! For hosts that cannot edit response headers once the upstream has started streaming (Traefik's http-wasm):
+//! which requests have their response held (buffered) so the whole policy applies, and what can be written
+//! before the upstream answers for every other request.
+
+use crate::engine::RequestFacts;
+use crate::host::{RequestView, ResponseHeaders};
+use crate::policy::Policy;
+use crate::rule::WriteMode;
+
+/// How the response to one request is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Held until complete, then the full policy applies (removals, keep_upstream, content-type conditions,
+    /// Cache-Control defaults, Content-Type repair). Only small documents get here.
+    Held,
+    /// Streamed as the upstream sends it; only headers written before the upstream answers are added.
+    Streamed,
+    /// No rule can apply: the filter stays out of the way entirely.
+    Untouched,
+}
+
+/// `Sec-Fetch-Dest` values of a navigation that renders a document.
+const DOCUMENT_DESTINATIONS: &[&[u8]] = &[b"document", b"iframe", b"frame"];
+
+impl Policy {
+    /// Decides, from the request alone, whether its response is held or streamed. A response is held only for
+    /// a GET or HEAD navigation to a document (or a path whose Content-Type the policy repairs), never for a
+    /// Range request or a path under `streaming_paths`: media, downloads, uploads and HLS are never buffered.
+    /// A protocol upgrade (WebSocket) is left untouched, as in Envoy, where a 101 response is never changed.
+    pub fn delivery(&self, facts: &RequestFacts, request: &mut impl RequestView) -> Delivery {
+        if facts.candidate_rules == 0 || request.header("upgrade").is_some() {
+            return Delivery::Untouched;
+        }
+        if facts.streaming_path
+            || request.header("range").is_some()
+            || !request
+                .method()
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"GET") || m.eq_ignore_ascii_case(b"HEAD"))
+        {
+            return Delivery::Streamed;
+        }
+        if facts.extension.is_some() || is_document_navigation(request) {
+            Delivery::Held
+        } else {
+            Delivery::Streamed
+        }
+    }
+
+    /// For a streamed response: writes what the first applicable rule sets, before the upstream answers.
+    /// Only rules without response conditions (content type, status) can be judged this early. Removals and
+    /// `keep_upstream` headers need the upstream's headers and are left out; a header the upstream also sends
+    /// arrives twice, so list such headers in `keep_upstream`.
+    pub fn apply_before_upstream(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+    ) -> Option<usize> {
+        let (index, rule) = self.rules.iter().enumerate().find(|(i, rule)| {
+            facts.candidate_rules & (1u128 << i) != 0 && !rule.matcher.has_response_conditions()
+        })?;
+        for write in &rule.writes {
+            let scheme_ok = write.scheme.allows(facts.https);
+            match write.mode {
+                WriteMode::Set if scheme_ok => response.set(&write.name, &write.value),
+                WriteMode::Append if scheme_ok => response.append(&write.name, &write.value),
+                _ => {}
+            }
+        }
+        Some(index)
+    }
+}
+
+fn is_document_navigation(request: &mut impl RequestView) -> bool {
+    if let Some(destination) = request.header("sec-fetch-dest") {
+        return DOCUMENT_DESTINATIONS
+            .iter()
+            .any(|d| destination.eq_ignore_ascii_case(d));
+    }
+    // Browsers without Fetch Metadata: a navigation asks for HTML first.
+    request.header("accept").is_some_and(|accept| {
+        accept
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+    })
+}

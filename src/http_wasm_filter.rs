@@ -1,0 +1,270 @@
+//! The http-wasm adapter (Traefik v3 plugins): the policy is read when the module is instantiated; each
+//! request is either streamed (headers written before the upstream answers) or held (full policy on the
+//! complete response), as `delivery.rs` decides. Reads go into one reused buffer.
+
+use crate::delivery::Delivery;
+use crate::error::ConfigError;
+use crate::host::{RequestView, ResponseHeaders};
+use crate::policy::Policy;
+use std::cell::RefCell;
+
+#[link(wasm_import_module = "http_handler")]
+extern "C" {
+    fn enable_features(features: i32) -> i32;
+    fn get_config(buf: *mut u8, buf_limit: i32) -> i32;
+    fn log(level: i32, message: *const u8, message_len: i32);
+    fn get_method(buf: *mut u8, buf_limit: i32) -> i32;
+    fn get_uri(buf: *mut u8, buf_limit: i32) -> i32;
+    fn get_header_values(
+        kind: i32,
+        name: *const u8,
+        name_len: i32,
+        buf: *mut u8,
+        buf_limit: i32,
+    ) -> i64;
+    fn set_header_value(
+        kind: i32,
+        name: *const u8,
+        name_len: i32,
+        value: *const u8,
+        value_len: i32,
+    );
+    fn add_header_value(
+        kind: i32,
+        name: *const u8,
+        name_len: i32,
+        value: *const u8,
+        value_len: i32,
+    );
+    fn remove_header(kind: i32, name: *const u8, name_len: i32);
+    fn get_status_code() -> i32;
+}
+
+#[cfg(target_os = "wasi")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+const REQUEST: i32 = 0;
+const RESPONSE: i32 = 1;
+const FEATURE_BUFFER_RESPONSE: i32 = 2;
+const LOG_INFO: i32 = 0;
+const LOG_ERROR: i32 = 2;
+/// The request context handed back to `handle_response`: whether the response was held.
+const HELD: i64 = 1;
+/// Reads start with this buffer and grow it only for a larger value (a 64 KiB URI, say).
+const INITIAL_BUFFER: usize = 2048;
+
+thread_local! {
+    static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
+}
+
+fn write_log(level: i32, message: &str) {
+    let len = i32::try_from(message.len()).unwrap_or(i32::MAX);
+    // SAFETY: the host reads `len` bytes from a live &str.
+    unsafe { log(level, message.as_ptr(), len) }
+}
+
+/// Calls a host read function with the buffer, growing it once when the value is larger.
+fn read_into(buf: &mut Vec<u8>, mut read: impl FnMut(*mut u8, i32) -> i64) -> usize {
+    if buf.len() < INITIAL_BUFFER {
+        buf.resize(INITIAL_BUFFER, 0);
+    }
+    let limit = |b: &Vec<u8>| i32::try_from(b.len()).unwrap_or(i32::MAX);
+    let mut len = (read(buf.as_mut_ptr(), limit(buf)) & 0xffff_ffff) as usize;
+    if len > buf.len() {
+        buf.resize(len, 0);
+        len = (read(buf.as_mut_ptr(), limit(buf)) & 0xffff_ffff) as usize;
+    }
+    len.min(buf.len())
+}
+
+/// Module start: read and compile the policy. A bad policy is logged with its field path and the
+/// instance traps, so Traefik refuses to build the middleware instead of serving with a half-read policy.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // SAFETY: the WASI reactor contract: run static constructors once before anything else.
+    #[cfg(target_os = "wasi")]
+    unsafe {
+        __wasm_call_ctors()
+    };
+    let mut config = Vec::new();
+    // SAFETY: the host writes at most `limit` bytes into the buffer.
+    let len = read_into(&mut config, |buf, limit| {
+        i64::from(unsafe { get_config(buf, limit) })
+    });
+    match policy_from_options(config.get(..len).unwrap_or_default()) {
+        Ok(policy) => {
+            write_log(
+                LOG_INFO,
+                &format!(
+                    "secure-headers: policy loaded ({} rule(s))",
+                    policy.rules.len()
+                ),
+            );
+            POLICY.with(|p| *p.borrow_mut() = Some(policy));
+        }
+        Err(err) => {
+            write_log(LOG_ERROR, &format!("secure-headers: {err}"));
+            std::process::abort();
+        }
+    }
+}
+
+/// Traefik's plugin options: the policy as one JSON string. Traefik turns every number and boolean of a
+/// plugin's options into a string, so the policy cannot be written as YAML fields; as a string it is also the
+/// very same text Envoy's `configuration` carries.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraefikOptions {
+    policy: String,
+}
+
+fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
+    let options: TraefikOptions = serde_json::from_slice(options).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!("Traefik plugin options must be {{policy: '<policy JSON>'}}: {e}"),
+        )
+    })?;
+    Policy::parse(options.policy.as_bytes())
+}
+
+#[no_mangle]
+pub extern "C" fn handle_request() -> i64 {
+    POLICY.with(|p| {
+        let policy = p.borrow();
+        let Some(policy) = policy.as_ref() else {
+            return 1;
+        };
+        let mut request = TraefikRequest::default();
+        let facts = policy.inspect_request(&mut request);
+        match policy.delivery(&facts, &mut request) {
+            Delivery::Held => {
+                // SAFETY: a plain host call; it applies to this request only.
+                unsafe { enable_features(FEATURE_BUFFER_RESPONSE) };
+                (HELD << 32) | 1
+            }
+            Delivery::Streamed => {
+                policy.apply_before_upstream(&facts, &mut TraefikResponse::default());
+                1
+            }
+            Delivery::Untouched => 1,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
+    if i64::from(req_ctx) != HELD || is_error != 0 {
+        return;
+    }
+    POLICY.with(|p| {
+        if let Some(policy) = p.borrow().as_ref() {
+            // The instance handling the response may not be the one that saw the request (the host pools
+            // instances), so the request-side facts are read again rather than remembered.
+            let facts = policy.inspect_request(&mut TraefikRequest::default());
+            policy.apply_response(&facts, &mut TraefikResponse::default());
+        }
+    });
+}
+
+/// First value of a header (values come NUL-separated); `buf` is the read buffer.
+fn header_value<'a>(buf: &'a mut Vec<u8>, kind: i32, name: &str) -> Option<&'a [u8]> {
+    let name_len = i32::try_from(name.len()).ok()?;
+    let mut count = 0i64;
+    let len = read_into(buf, |b, limit| {
+        // SAFETY: the host reads `name_len` bytes of name and writes at most `limit` bytes into `b`.
+        let count_len = unsafe { get_header_values(kind, name.as_ptr(), name_len, b, limit) };
+        count = count_len >> 32;
+        count_len
+    });
+    if count == 0 {
+        return None;
+    }
+    let values = buf.get(..len)?;
+    let end = values.iter().position(|b| *b == 0).unwrap_or(values.len());
+    values.get(..end)
+}
+
+#[derive(Default)]
+struct TraefikRequest {
+    host: Vec<u8>,
+    uri: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl RequestView for TraefikRequest {
+    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
+        let host_len = header_value(&mut self.host, REQUEST, "host").map(<[u8]>::len);
+        // SAFETY: the host writes at most `limit` bytes.
+        let uri_len = read_into(&mut self.uri, |b, limit| {
+            i64::from(unsafe { get_uri(b, limit) })
+        });
+        (
+            host_len.and_then(|l| self.host.get(..l)),
+            self.uri.get(..uri_len),
+        )
+    }
+
+    fn method(&mut self) -> Option<&[u8]> {
+        // SAFETY: the host writes at most `limit` bytes.
+        let len = read_into(&mut self.scratch, |b, limit| {
+            i64::from(unsafe { get_method(b, limit) })
+        });
+        self.scratch.get(..len)
+    }
+
+    /// Traefik's entry point sets X-Forwarded-Proto from the connection (unless it trusts the peer's own).
+    fn scheme(&mut self) -> Option<&[u8]> {
+        header_value(&mut self.scratch, REQUEST, "x-forwarded-proto")
+    }
+
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        header_value(&mut self.scratch, REQUEST, name)
+    }
+}
+
+#[derive(Default)]
+struct TraefikResponse {
+    scratch: Vec<u8>,
+}
+
+fn name_value(name: &str, value: &str) -> Option<(i32, i32)> {
+    Some((
+        i32::try_from(name.len()).ok()?,
+        i32::try_from(value.len()).ok()?,
+    ))
+}
+
+impl ResponseHeaders for TraefikResponse {
+    fn status(&mut self) -> Option<u16> {
+        // SAFETY: a plain host call, valid in handle_response when the response is buffered.
+        u16::try_from(unsafe { get_status_code() }).ok()
+    }
+
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        header_value(&mut self.scratch, RESPONSE, name)
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        if let Some((n, v)) = name_value(name, value) {
+            // SAFETY: the host reads `n` and `v` bytes from live &strs.
+            unsafe { set_header_value(RESPONSE, name.as_ptr(), n, value.as_ptr(), v) }
+        }
+    }
+
+    fn append(&mut self, name: &str, value: &str) {
+        if let Some((n, v)) = name_value(name, value) {
+            // SAFETY: as in `set`.
+            unsafe { add_header_value(RESPONSE, name.as_ptr(), n, value.as_ptr(), v) }
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Ok(n) = i32::try_from(name.len()) {
+            // SAFETY: the host reads `n` bytes from a live &str.
+            unsafe { remove_header(RESPONSE, name.as_ptr(), n) }
+        }
+    }
+}

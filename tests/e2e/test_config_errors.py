@@ -1,0 +1,75 @@
+"""Every policy of tests/bad_policies.json, loaded into real Envoy and real Traefik: refused, with one log line
+naming the field, and never served half-read."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from envoy_runner import Envoy, wasm_log_lines
+from http_client import request
+from traefik_runner import Traefik
+
+TABLE = json.loads((Path(__file__).resolve().parents[1] / "bad_policies.json").read_text())
+IDS = [f"{i}:{c['path'] or 'document'}" for i, c in enumerate(TABLE)]
+
+
+def policy_text(case: dict) -> str:
+    return case["raw"] if "raw" in case else json.dumps(case["policy"])
+
+
+def logged_path(case: dict) -> str:
+    """The path as the module logs it: control characters blanked so the line stays one line."""
+    return "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in case["path"]) or "(policy)"
+
+
+@pytest.mark.parametrize("case", TABLE, ids=IDS)
+def test_envoy_refuses_the_policy_and_says_where(built_modules, upstream, case):
+    accepted, log = Envoy(policy_text(case), upstream.port).outcome()
+    assert not accepted, f"Envoy started with a bad policy:\n{log[-2000:]}"
+    lines = wasm_log_lines(log)
+    assert len(lines) == 1, f"want one line from the module, got {lines}"
+    assert f"secure-headers: invalid policy at {logged_path(case)}: " in lines[0]
+    assert case["reason"] in lines[0]
+    assert "Unable to create Wasm plugin" in log, "Envoy itself reports the plugin as not loaded"
+
+
+def test_envoy_logs_a_good_policy_as_loaded(built_modules, upstream):
+    accepted, log = Envoy('{"presets": ["immich"]}', upstream.port).outcome()
+    assert accepted, log[-2000:]
+    assert any("secure-headers: policy loaded (1 rule(s))" in line for line in wasm_log_lines(log))
+
+
+@pytest.fixture(scope="module")
+def traefik_with_every_bad_policy(built_modules, upstream):
+    """One Traefik, one router and middleware per bad policy (bad-<i>.test), plus the good immich router."""
+    routers = {f"bad-{i}.test": policy_text(case) for i, case in enumerate(TABLE)}
+    traefik = Traefik('{"presets": ["immich"]}', upstream.port, extra_routers=routers)
+    with traefik:
+        for i in range(len(TABLE)):  # Traefik builds each router's middleware on its first use
+            request(traefik.ports["http"], "/", host=f"bad-{i}.test")
+        traefik.wait_for_log(f"middlewareName=extra-{len(TABLE) - 1}@file")
+        yield traefik
+
+
+@pytest.mark.parametrize("index", range(len(TABLE)), ids=IDS)
+def test_traefik_refuses_the_policy_says_where_and_serves_404(traefik_with_every_bad_policy, index):
+    traefik, case = traefik_with_every_bad_policy, TABLE[index]
+    lines = [line for line in traefik.log().splitlines()
+             if "secure-headers:" in line and re.search(rf"middlewareName=extra-{index}@file\b", line)]
+    assert lines, f"no log line for middleware extra-{index}"
+    for line in lines:
+        assert f"secure-headers: invalid policy at {logged_path(case)}: " in line, line
+        assert case["reason"] in line, line
+    # What Traefik serves for a router whose middleware cannot be built: its own 404, never the upstream.
+    reply = request(traefik.ports["http"], "/", host=f"bad-{index}.test")
+    assert reply.status == 404
+    assert reply.one("x-powered-by") is None, "the request never reached the upstream"
+
+
+def test_traefik_serves_the_good_router_beside_the_broken_ones(traefik_with_every_bad_policy):
+    reply = request(traefik_with_every_bad_policy.ports["http"], "/", headers={"Sec-Fetch-Dest": "document"})
+    assert reply.status == 200
+    assert reply.one("x-content-type-options") == "nosniff"

@@ -10,7 +10,7 @@ HTTP_WASM_MANIFEST := dist/http-wasm/.traefik.yml
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
-.PHONY: all build venv certs tools lint unit e2e compose-check test demo clean
+.PHONY: all build venv certs tools lint unit e2e compose-check test demo demo-traefik clean
 
 all: build
 
@@ -70,7 +70,11 @@ test: lint unit compose-check e2e
 
 ## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
 demo: build venv certs
-	$(PY) envoy-test/demo.py
+	$(PY) envoy-test/demo.py --host envoy
+
+## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin
+demo-traefik: build venv certs
+	$(PY) envoy-test/demo.py --host traefik
 
 clean:
 	rm -rf target dist $(VENV) envoy-test/certs .work

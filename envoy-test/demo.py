@@ -1,25 +1,35 @@
-"""`make demo`: the Immich-like upstream behind real Envoy with envoy.yaml's policy (the immich preset),
-on localhost:8000 (http) and localhost:8443 (https). Prints each sample response's headers before (straight
-from the upstream) and after (through Envoy), then keeps serving until Ctrl-C when run from a terminal."""
+"""`make demo` (Envoy) and `make demo-traefik`: the Immich-like upstream behind the real proxy with the demo
+policy (policies/immich.json: the immich preset), on localhost:8000 (http) and localhost:8443 (https). Prints each
+sample response's headers before (straight from the upstream) and after (through the proxy), then keeps serving
+until Ctrl-C when run from a terminal."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from pathlib import Path
 
-from envoy_runner import DOCKER_PORTS, Envoy, Upstream, committed_policy
+from envoy_runner import DOCKER_PORTS, Envoy, Upstream
 from http_client import request
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traefik-test"))
+from traefik_runner import Traefik  # noqa: E402
+
+POLICY = (Path(__file__).resolve().parents[1] / "policies" / "immich.json").read_text()
+# The SPA page is requested as a browser navigation (Traefik holds only those for the full policy).
+NAVIGATION = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+
 SAMPLES = [
-    ("SPA page", "/auth/login", {}),
+    ("SPA page", "/auth/login", NAVIGATION),
     ("media, Range", "/api/assets/demo/original", {"Range": "bytes=0-99"}),
     ("favicon.ico", "/favicon.ico", {}),
 ]
 SKIP = {"date", "content-length", "connection", "keep-alive"}
 
 
-def show(title: str, before, after) -> None:
-    print(f"\n=== {title}: {before.status} direct, {after.status} through Envoy")
+def show(title: str, host: str, before, after) -> None:
+    print(f"\n=== {title}: {before.status} direct, {after.status} through {host}")
     names = []
     for name, _ in before.headers + after.headers:
         if name.lower() not in SKIP and name.lower() not in names:
@@ -31,24 +41,31 @@ def show(title: str, before, after) -> None:
 
 
 def main() -> int:
-    ports = {k: DOCKER_PORTS[k] for k in ("http", "https", "admin")}
-    with Upstream(port=DOCKER_PORTS["upstream"]) as upstream, \
-            Envoy(committed_policy(), upstream.port, ports=ports) as envoy:
-        print(f"policy (from envoy-test/envoy.yaml): {committed_policy().strip()}")
-        print("legend: + added by the filter, - removed, ~ changed, unmarked passed through")
-        for title, path, headers in SAMPLES:
-            before = request(upstream.port, path, host="localhost", headers=headers)
-            after = request(envoy.ports["https"], path, https=True, host="localhost", headers=headers)
-            show(f"{title} {path} (https)", before, after)
-        print(f"\nEnvoy serves http://localhost:{ports['http']} and https://localhost:{ports['https']} "
-              f"(test CA: envoy-test/certs/ca.crt); admin on http://localhost:{ports['admin']}")
-        if sys.stdin.isatty():
-            print("Ctrl-C stops the demo.")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", choices=["envoy", "traefik"], default="envoy")
+    host = parser.parse_args().host
+    with Upstream(port=DOCKER_PORTS["upstream"]) as upstream:
+        ports = {"http": DOCKER_PORTS["http"], "https": DOCKER_PORTS["https"]}
+        if host == "envoy":
+            proxy = Envoy(POLICY, upstream.port, ports={**ports, "admin": DOCKER_PORTS["admin"]})
+        else:
+            proxy = Traefik(POLICY, upstream.port, ports={**ports, "ping": 9080})
+        with proxy:
+            print(f"{host} with the policy of policies/immich.json: {' '.join(POLICY.split())}")
+            print("legend: + added by the filter, - removed, ~ changed, unmarked passed through")
+            for title, path, headers in SAMPLES:
+                before = request(upstream.port, path, host="localhost", headers=headers)
+                after = request(proxy.ports["https"], path, https=True, host="localhost", headers=headers)
+                show(f"{title} {path} (https)", host, before, after)
+            print(f"\n{host} serves http://localhost:{ports['http']} and https://localhost:{ports['https']} "
+                  f"(test CA: envoy-test/certs/ca.crt)")
+            if sys.stdin.isatty():
+                print("Ctrl-C stops the demo.")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
     return 0
 
 

@@ -49,6 +49,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def require_free(port: int) -> None:
+    """A clear error when a fixed port (the demo's) is taken, instead of a child process dying silently."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} is in use (is another demo still running?)") from None
+
+
 def committed_policy() -> str:
     """The policy JSON embedded in envoy.yaml (the demo's policy)."""
     return _find_configuration(yaml.safe_load(ENVOY_YAML.read_text()))["value"]
@@ -110,6 +119,7 @@ class Upstream:
     process: subprocess.Popen | None = None
 
     def start(self) -> "Upstream":
+        require_free(self.port)
         args = [sys.executable, str(HERE / "upstream.py"), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.helmet:
             args.append("--helmet")

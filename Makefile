@@ -7,6 +7,8 @@ TARGET := wasm32-wasip1
 PROXY_WASM := dist/proxy-wasm/secure_headers.wasm
 HTTP_WASM := dist/http-wasm/secure_headers.wasm
 HTTP_WASM_MANIFEST := dist/http-wasm/.traefik.yml
+# Test build of the Envoy module that reports its heap allocations (tests/e2e/test_allocations.py).
+ALLOC_COUNT_WASM := dist/alloc-count/secure_headers.wasm
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
@@ -56,7 +58,7 @@ lint:
 unit:
 	cargo test --locked
 
-e2e: build venv certs
+e2e: build $(ALLOC_COUNT_WASM) venv certs
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

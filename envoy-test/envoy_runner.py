@@ -79,7 +79,7 @@ def _find_configuration(node):
     return None
 
 
-def render_config(policy: str, ports: dict[str, int], failure_policy: str | None = None) -> dict:
+def render_config(policy: str, ports: dict[str, int], failure_policy: str | None = None, wasm: Path = WASM) -> dict:
     """envoy.yaml with loopback addresses, the given ports, local files and `policy` as the plugin config."""
     config = yaml.safe_load(ENVOY_YAML.read_text())
     port_map = {DOCKER_PORTS[k]: ports[k] for k in DOCKER_PORTS}
@@ -97,7 +97,7 @@ def render_config(policy: str, ports: dict[str, int], failure_policy: str | None
             if isinstance(node.get("filename"), str):
                 name = node["filename"]
                 if name.endswith(".wasm"):
-                    node["filename"] = str(WASM)
+                    node["filename"] = str(wasm)
                 elif name.startswith("/etc/envoy/certs/"):
                     node["filename"] = str(CERTS / Path(name).name)
             for value in node.values():
@@ -150,6 +150,7 @@ class Envoy:
     upstream_port: int
     ports: dict[str, int] = field(default_factory=dict)
     failure_policy: str | None = None
+    wasm: Path = WASM
     workdir: Path = field(default_factory=lambda: work_dir("envoy"))
     process: subprocess.Popen | None = None
 
@@ -169,7 +170,7 @@ class Envoy:
 
     def launch(self) -> subprocess.Popen:
         config_path = self.workdir / "envoy.json"
-        config_path.write_text(json.dumps(render_config(self.policy, self.ports, self.failure_policy)))
+        config_path.write_text(json.dumps(render_config(self.policy, self.ports, self.failure_policy, self.wasm)))
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "info",

@@ -33,6 +33,8 @@ compile_error!("build one host adapter at a time: each host refuses the other's 
 mod http_wasm_filter;
 #[cfg(feature = "proxy-wasm")]
 mod proxy_wasm_filter;
+#[cfg(feature = "proxy-wasm")]
+mod scratch_alloc;
 
 pub use delivery::Delivery;
 pub use engine::RequestFacts;

@@ -1,22 +1,59 @@
-//! The proxy-wasm adapter (Envoy and every proxy-wasm host): reads the policy at configure time and hands
-//! each stream's headers to the engine. Byte APIs only, so a non-UTF-8 upstream value cannot trap the VM.
+//! The proxy-wasm adapter (Envoy and every proxy-wasm host): reads the policy at configure time and applies it
+//! to each response. The per-stream context is zero-sized (no heap allocation per stream): the request's host,
+//! path and scheme are read in the response phase, when Envoy still holds the request headers. Header access goes
+//! through the raw ABI so that an unexpected host status reads as "absent" instead of trapping the VM, and reads
+//! land in the scratch slots of `scratch_alloc`, so the response path allocates nothing.
 
-use crate::engine::RequestFacts;
 use crate::host::{RequestView, ResponseHeaders};
 use crate::policy::Policy;
-use proxy_wasm::hostcalls;
+use crate::scratch_alloc::{self, ScratchAllocator};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
-use std::rc::Rc;
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::cell::RefCell;
+
+#[global_allocator]
+static ALLOCATOR: ScratchAllocator = ScratchAllocator;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(PolicyRoot { policy: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(PolicyRoot) });
 }}
 
-struct PolicyRoot {
-    policy: Option<Rc<Policy>>,
+thread_local! {
+    static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
 }
+
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+const STATUS_OK: u32 = 0;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *mut *mut u8,
+        value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map: u32,
+        key: *const u8,
+        key_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+}
+
+struct PolicyRoot;
 
 impl Context for PolicyRoot {}
 
@@ -29,7 +66,9 @@ impl RootContext for PolicyRoot {
                     "secure-headers: policy loaded ({} rule(s))",
                     policy.rules.len()
                 );
-                self.policy = Some(Rc::new(policy));
+                POLICY.with(|p| *p.borrow_mut() = Some(policy));
+                #[cfg(feature = "alloc-count")]
+                allocation_metric::define();
                 true
             }
             Err(err) => {
@@ -41,11 +80,7 @@ impl RootContext for PolicyRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let policy = self.policy.clone()?;
-        Some(Box::new(SecureHeaders {
-            policy,
-            facts: None,
-        }))
+        Some(Box::new(SecureHeaders))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -53,93 +88,186 @@ impl RootContext for PolicyRoot {
     }
 }
 
-struct SecureHeaders {
-    policy: Rc<Policy>,
-    facts: Option<RequestFacts>,
-}
+/// Zero-sized: boxing it allocates nothing.
+struct SecureHeaders;
 
 impl Context for SecureHeaders {}
 
 impl HttpContext for SecureHeaders {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.facts = Some(self.policy.inspect_request(&mut EnvoyRequest::default()));
-        Action::Continue
-    }
-
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let facts = self
-            .facts
-            .unwrap_or_else(|| self.policy.facts_without_request());
-        self.policy
-            .apply_response(&facts, &mut EnvoyResponse::default());
+        POLICY.with(|p| {
+            if let Some(policy) = p.borrow().as_ref() {
+                let facts = policy.inspect_request(&mut EnvoyRequest::new());
+                policy.apply_response(&facts, &mut EnvoyResponse::new());
+            }
+        });
+        #[cfg(feature = "alloc-count")]
+        allocation_metric::report();
         Action::Continue
     }
 }
 
-/// Reads one header value; a host error reads as absent rather than trapping.
-fn read(map: MapType, name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(map, name).ok().flatten()
+/// One scratch slot and the heap buffer of a value too large for it.
+struct Slot {
+    index: usize,
+    oversized: Vec<u8>,
 }
 
-#[derive(Default)]
+impl Slot {
+    fn read(&mut self, map: u32, name: &str) -> Option<&[u8]> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host reads `name` and writes a pointer to a buffer it got from proxy_on_memory_allocate.
+        let status = scratch_alloc::with_slot(self.index, || unsafe {
+            proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size)
+        });
+        if status != STATUS_OK {
+            return None;
+        }
+        if data.is_null() || size == 0 {
+            return Some(&[]);
+        }
+        if scratch_alloc::is_scratch(data) {
+            // SAFETY: the host wrote `size` bytes into this slot; it stays untouched until this slot's next read,
+            // which needs `&mut self` and so ends this borrow first.
+            return Some(unsafe { std::slice::from_raw_parts(data, size) });
+        }
+        // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (a boxed slice); owning it
+        // here frees it on the next read or on drop.
+        self.oversized = unsafe { Vec::from_raw_parts(data, size, size) };
+        Some(&self.oversized)
+    }
+}
+
+/// Each view owns distinct slots; the request view is dropped before the response view reads.
 struct EnvoyRequest {
-    authority: Option<Vec<u8>>,
-    path: Option<Vec<u8>>,
-    scratch: Option<Vec<u8>>,
+    authority: Slot,
+    path: Slot,
+    other: Slot,
+}
+
+impl EnvoyRequest {
+    fn new() -> Self {
+        let slot = |index| Slot {
+            index,
+            oversized: Vec::new(),
+        };
+        EnvoyRequest {
+            authority: slot(0),
+            path: slot(1),
+            other: slot(2),
+        }
+    }
 }
 
 impl RequestView for EnvoyRequest {
     fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        self.authority = read(MapType::HttpRequestHeaders, ":authority");
-        self.path = read(MapType::HttpRequestHeaders, ":path");
-        (self.authority.as_deref(), self.path.as_deref())
+        (
+            self.authority.read(REQUEST_HEADERS, ":authority"),
+            self.path.read(REQUEST_HEADERS, ":path"),
+        )
     }
 
     fn method(&mut self) -> Option<&[u8]> {
-        self.header(":method")
+        self.other.read(REQUEST_HEADERS, ":method")
     }
 
     fn scheme(&mut self) -> Option<&[u8]> {
-        self.header(":scheme")
+        self.other.read(REQUEST_HEADERS, ":scheme")
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.scratch = read(MapType::HttpRequestHeaders, name);
-        self.scratch.as_deref()
+        self.other.read(REQUEST_HEADERS, name)
     }
 }
 
-#[derive(Default)]
 struct EnvoyResponse {
-    scratch: Option<Vec<u8>>,
+    slot: Slot,
+}
+
+impl EnvoyResponse {
+    fn new() -> Self {
+        EnvoyResponse {
+            slot: Slot {
+                index: 3,
+                oversized: Vec::new(),
+            },
+        }
+    }
 }
 
 impl ResponseHeaders for EnvoyResponse {
     fn status(&mut self) -> Option<u16> {
-        let status = read(MapType::HttpResponseHeaders, ":status")?;
-        std::str::from_utf8(&status).ok()?.parse().ok()
+        let status = self.slot.read(RESPONSE_HEADERS, ":status")?;
+        std::str::from_utf8(status).ok()?.parse().ok()
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.scratch = read(MapType::HttpResponseHeaders, name);
-        self.scratch.as_deref()
+        self.slot.read(RESPONSE_HEADERS, name)
     }
 
-    // Write failures (a header map the host no longer lets us touch) leave the response as it was.
+    // A write the host refuses (a header map it no longer lets us touch) leaves the response as it was.
     fn set(&mut self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value_bytes(
-            MapType::HttpResponseHeaders,
-            name,
-            Some(value.as_bytes()),
-        );
+        // SAFETY: the host copies `name` and `value` from live &strs.
+        unsafe {
+            proxy_replace_header_map_value(
+                RESPONSE_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
     }
 
     fn append(&mut self, name: &str, value: &str) {
-        let _ =
-            hostcalls::add_map_value_bytes(MapType::HttpResponseHeaders, name, value.as_bytes());
+        // SAFETY: as in `set`.
+        unsafe {
+            proxy_add_header_map_value(
+                RESPONSE_HEADERS,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
     }
 
     fn remove(&mut self, name: &str) {
-        let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, name);
+        // SAFETY: the host reads `name` from a live &str.
+        unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len()) };
+    }
+}
+
+/// The `alloc-count` build reports the guest's heap allocations as the Envoy counter
+/// `wasmcustom.secure_headers.heap_allocations`.
+#[cfg(feature = "alloc-count")]
+mod allocation_metric {
+    use crate::scratch_alloc::heap_allocations;
+    use proxy_wasm::hostcalls;
+    use proxy_wasm::types::MetricType;
+    use std::cell::Cell;
+
+    thread_local! {
+        static METRIC: Cell<Option<u32>> = const { Cell::new(None) };
+        static REPORTED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub fn define() {
+        let id =
+            hostcalls::define_metric(MetricType::Counter, "secure_headers.heap_allocations").ok();
+        METRIC.with(|m| m.set(id));
+    }
+
+    /// Adds the allocations made since the last report (so the counter sums over every VM).
+    pub fn report() {
+        let Some(id) = METRIC.with(Cell::get) else {
+            return;
+        };
+        let now = heap_allocations();
+        let delta = now.saturating_sub(REPORTED.with(|r| r.replace(now)));
+        if delta > 0 {
+            let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+        }
     }
 }

@@ -29,12 +29,12 @@ pub mod schema;
 #[cfg(all(feature = "proxy-wasm", feature = "http-wasm"))]
 compile_error!("build one host adapter at a time: each host refuses the other's imports");
 
+#[cfg(feature = "proxy-wasm")]
+mod guest_alloc;
 #[cfg(feature = "http-wasm")]
 mod http_wasm_filter;
 #[cfg(feature = "proxy-wasm")]
 mod proxy_wasm_filter;
-#[cfg(feature = "proxy-wasm")]
-mod scratch_alloc;
 
 pub use delivery::Delivery;
 pub use engine::RequestFacts;

@@ -1,18 +1,19 @@
 //! The proxy-wasm adapter (Envoy and every proxy-wasm host): reads the policy at configure time and applies it
-//! to each response. The per-stream context is zero-sized (no heap allocation per stream): the request's host,
-//! path and scheme are read in the response phase, when Envoy still holds the request headers. Header access goes
-//! through the raw ABI so that an unexpected host status reads as "absent" instead of trapping the VM, and reads
-//! land in the scratch slots of `scratch_alloc`, so the response path allocates nothing.
+//! to each response. The request-side facts are decided while the request headers pass (Envoy does not let a
+//! filter read them later) and kept in the stream's context, which comes from the allocator's stream pool. Host
+//! access goes through the raw ABI so that an unexpected status reads as "absent" instead of trapping the VM, and
+//! reads land in the allocator's scratch slots: the per-request path allocates nothing.
 
+use crate::engine::RequestFacts;
+use crate::guest_alloc::{self, GuestAllocator, STREAM_BLOCK_BYTES};
 use crate::host::{RequestView, ResponseHeaders};
 use crate::policy::Policy;
-use crate::scratch_alloc::{self, ScratchAllocator};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 
 #[global_allocator]
-static ALLOCATOR: ScratchAllocator = ScratchAllocator;
+static ALLOCATOR: GuestAllocator = GuestAllocator;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -80,7 +81,9 @@ impl RootContext for PolicyRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(SecureHeaders))
+        Some(guest_alloc::with_stream_block(|| {
+            Box::new(SecureHeaders { facts: None })
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -88,16 +91,33 @@ impl RootContext for PolicyRoot {
     }
 }
 
-/// Zero-sized: boxing it allocates nothing.
-struct SecureHeaders;
+struct SecureHeaders {
+    /// None when the filter never saw the request (a reply made before it ran).
+    facts: Option<RequestFacts>,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<SecureHeaders>() <= STREAM_BLOCK_BYTES
+        && std::mem::align_of::<SecureHeaders>() <= 16,
+    "a stream context must fit one block of the stream pool"
+);
 
 impl Context for SecureHeaders {}
 
 impl HttpContext for SecureHeaders {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        POLICY.with(|p| {
+            if let Some(policy) = p.borrow().as_ref() {
+                self.facts = Some(policy.inspect_request(&mut EnvoyRequest::new()));
+            }
+        });
+        Action::Continue
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         POLICY.with(|p| {
             if let Some(policy) = p.borrow().as_ref() {
-                let facts = policy.inspect_request(&mut EnvoyRequest::new());
+                let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
                 policy.apply_response(&facts, &mut EnvoyResponse::new());
             }
         });
@@ -118,7 +138,7 @@ impl Slot {
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
         // SAFETY: the host reads `name` and writes a pointer to a buffer it got from proxy_on_memory_allocate.
-        let status = scratch_alloc::with_slot(self.index, || unsafe {
+        let status = guest_alloc::with_slot(self.index, || unsafe {
             proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size)
         });
         if status != STATUS_OK {
@@ -127,7 +147,7 @@ impl Slot {
         if data.is_null() || size == 0 {
             return Some(&[]);
         }
-        if scratch_alloc::is_scratch(data) {
+        if guest_alloc::is_scratch(data) {
             // SAFETY: the host wrote `size` bytes into this slot; it stays untouched until this slot's next read,
             // which needs `&mut self` and so ends this borrow first.
             return Some(unsafe { std::slice::from_raw_parts(data, size) });
@@ -139,7 +159,7 @@ impl Slot {
     }
 }
 
-/// Each view owns distinct slots; the request view is dropped before the response view reads.
+/// Each view owns distinct slots; the two views are never alive at once.
 struct EnvoyRequest {
     authority: Slot,
     path: Slot,
@@ -243,7 +263,7 @@ impl ResponseHeaders for EnvoyResponse {
 /// `wasmcustom.secure_headers.heap_allocations`.
 #[cfg(feature = "alloc-count")]
 mod allocation_metric {
-    use crate::scratch_alloc::heap_allocations;
+    use crate::guest_alloc::heap_allocations;
     use proxy_wasm::hostcalls;
     use proxy_wasm::types::MetricType;
     use std::cell::Cell;

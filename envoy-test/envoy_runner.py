@@ -6,6 +6,7 @@ loads it and rewrites only addresses, ports, file paths and the policy, so the t
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import socket
@@ -151,6 +152,7 @@ class Envoy:
     ports: dict[str, int] = field(default_factory=dict)
     failure_policy: str | None = None
     wasm: Path = WASM
+    https_policy: str | None = None  # a second plugin, in the same VM, on the https listener
     workdir: Path = field(default_factory=lambda: work_dir("envoy"))
     process: subprocess.Popen | None = None
 
@@ -170,7 +172,13 @@ class Envoy:
 
     def launch(self) -> subprocess.Popen:
         config_path = self.workdir / "envoy.json"
-        config_path.write_text(json.dumps(render_config(self.policy, self.ports, self.failure_policy, self.wasm)))
+        config = render_config(self.policy, self.ports, self.failure_policy, self.wasm)
+        if self.https_policy is not None:
+            https = next(listener for listener in config["static_resources"]["listeners"] if listener["name"] == "https")
+            chain = https["filter_chains"][0]
+            chain["filters"] = copy.deepcopy(chain["filters"])  # the YAML anchor shares one object between listeners
+            _find_configuration(chain)["value"] = self.https_policy
+        config_path.write_text(json.dumps(config))
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "info",

@@ -10,19 +10,15 @@ use crate::host::{RequestView, ResponseHeaders};
 use crate::policy::Policy;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use std::cell::RefCell;
+use std::rc::Rc;
 
 #[global_allocator]
 static ALLOCATOR: GuestAllocator = GuestAllocator;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(PolicyRoot) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(PolicyRoot { policy: None }) });
 }}
-
-thread_local! {
-    static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
-}
 
 const REQUEST_HEADERS: u32 = 0;
 const RESPONSE_HEADERS: u32 = 2;
@@ -54,7 +50,11 @@ extern "C" {
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
 }
 
-struct PolicyRoot;
+/// One per plugin: Envoy runs every plugin with the same vm_config in one VM, each with its own root context,
+/// so the policy belongs to the root context, never to the VM.
+struct PolicyRoot {
+    policy: Option<Rc<Policy>>,
+}
 
 impl Context for PolicyRoot {}
 
@@ -67,7 +67,7 @@ impl RootContext for PolicyRoot {
                     "secure-headers: policy loaded ({} rule(s))",
                     policy.rules.len()
                 );
-                POLICY.with(|p| *p.borrow_mut() = Some(policy));
+                self.policy = Some(Rc::new(policy));
                 #[cfg(feature = "alloc-count")]
                 allocation_metric::define();
                 true
@@ -81,8 +81,12 @@ impl RootContext for PolicyRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let policy = self.policy.clone()?;
         Some(guest_alloc::with_stream_block(|| {
-            Box::new(SecureHeaders { facts: None })
+            Box::new(SecureHeaders {
+                policy,
+                facts: None,
+            })
         }))
     }
 
@@ -92,6 +96,7 @@ impl RootContext for PolicyRoot {
 }
 
 struct SecureHeaders {
+    policy: Rc<Policy>,
     /// None when the filter never saw the request (a reply made before it ran).
     facts: Option<RequestFacts>,
 }
@@ -106,21 +111,16 @@ impl Context for SecureHeaders {}
 
 impl HttpContext for SecureHeaders {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        POLICY.with(|p| {
-            if let Some(policy) = p.borrow().as_ref() {
-                self.facts = Some(policy.inspect_request(&mut EnvoyRequest::new()));
-            }
-        });
+        self.facts = Some(self.policy.inspect_request(&mut EnvoyRequest::new()));
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        POLICY.with(|p| {
-            if let Some(policy) = p.borrow().as_ref() {
-                let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
-                policy.apply_response(&facts, &mut EnvoyResponse::new());
-            }
-        });
+        let facts = self
+            .facts
+            .unwrap_or_else(|| self.policy.facts_without_request());
+        self.policy
+            .apply_response(&facts, &mut EnvoyResponse::new());
         #[cfg(feature = "alloc-count")]
         allocation_metric::report();
         Action::Continue

@@ -250,3 +250,14 @@ def test_empty_and_large_upstream_values_pass(demo, value):
     assert reply.status == 200
     assert reply.values("x-large") == [value.encode()]
     assert reply.one("x-content-type-options") == "nosniff"
+
+
+def test_two_plugins_in_one_vm_keep_their_own_policies(upstream, built_modules):
+    """Envoy runs plugins with the same vm_config in one VM; each listener must keep its own policy."""
+    with envoy_runner.Envoy('{"presets": ["bundle-a"]}', upstream.port,
+                            https_policy='{"presets": ["bundle-d"], "remove": []}') as envoy:
+        plain = request(envoy.ports["http"], "/")
+        secure = request(envoy.ports["https"], "/", https=True)
+    assert plain.one("x-frame-options") == "SAMEORIGIN" and plain.one("cross-origin-resource-policy") is None
+    assert secure.one("cross-origin-resource-policy") == "same-origin" and secure.one("x-frame-options") is None
+    assert secure.one("x-powered-by") == "Express"

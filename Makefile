@@ -12,7 +12,7 @@ ALLOC_COUNT_WASM := dist/alloc-count/secure_headers.wasm
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
-.PHONY: all build venv certs tools lint unit e2e compose-check test demo demo-traefik clean
+.PHONY: all build venv certs tools lint unit e2e compose-check test demo demo-traefik bench clean
 
 all: build
 
@@ -77,6 +77,15 @@ demo: build venv certs
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin
 demo-traefik: build venv certs
 	$(PY) envoy-test/demo.py --host traefik
+
+## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
+bench: build venv
+	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
+	@for filter in empty naive; do \
+	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
+	done
+	@mkdir -p .work
+	$(PY) bench/run.py
 
 clean:
 	rm -rf target dist $(VENV) envoy-test/certs .work

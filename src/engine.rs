@@ -93,6 +93,9 @@ impl Policy {
     }
 }
 
+/// Applies one rule. Every decision that depends on the upstream's headers (set_if_absent, Cache-Control
+/// defaults, Content-Type repair) reads headers the rule itself never changes before reading them (the policy
+/// refuses the conflicts that would allow it), so a host may answer reads from one snapshot.
 fn apply_rule(
     rule: &Rule,
     policy: &Policy,
@@ -101,6 +104,13 @@ fn apply_rule(
     media: Option<&[u8]>,
     response: &mut impl ResponseHeaders,
 ) {
+    let cache_control = cache_default(rule, media, response);
+    // A body-less status has no type to repair.
+    let content_type = if (200..300).contains(&status) && status != 204 {
+        content_type_repair(rule, policy, facts, media, response)
+    } else {
+        None
+    };
     for name in &rule.removals {
         response.remove(name);
     }
@@ -118,41 +128,45 @@ fn apply_rule(
             WriteMode::Append => response.append(&write.name, &write.value),
         }
     }
-    if let Some(media) = media {
-        if let Some(default) = rule.cache_defaults.iter().find(|d| d.media.matches(media)) {
-            if !(rule.keep_upstream_cache_control && response.header("cache-control").is_some()) {
-                response.set("cache-control", &default.value);
-            }
-        }
+    if let Some(value) = cache_control {
+        response.set("cache-control", value);
     }
-    // A body-less status has no type to repair.
-    if (200..300).contains(&status) && status != 204 {
-        repair_content_type(rule, policy, facts, media, response);
+    if let Some(value) = content_type {
+        response.set("content-type", value);
     }
 }
 
-fn repair_content_type(
-    rule: &Rule,
+/// The Cache-Control default to write, if the response's media type has one and the upstream's value (if any)
+/// is not to be kept.
+fn cache_default<'a>(
+    rule: &'a Rule,
+    media: Option<&[u8]>,
+    response: &mut impl ResponseHeaders,
+) -> Option<&'a str> {
+    let default = rule
+        .cache_defaults
+        .iter()
+        .find(|d| media.is_some_and(|m| d.media.matches(m)))?;
+    let keep = rule.keep_upstream_cache_control && response.header("cache-control").is_some();
+    (!keep).then_some(&*default.value)
+}
+
+/// The Content-Type to write when the path's extension has one and the response's is missing or different.
+fn content_type_repair<'a>(
+    rule: &'a Rule,
     policy: &Policy,
     facts: &RequestFacts,
     media: Option<&[u8]>,
     response: &mut impl ResponseHeaders,
-) {
-    let Some(ext) = facts
+) -> Option<&'a str> {
+    let ext = facts
         .extension
-        .and_then(|i| policy.extensions.get(usize::from(i)))
-    else {
-        return;
-    };
-    let Some(fix) = rule.content_types.iter().find(|f| f.extension == *ext) else {
-        return;
-    };
+        .and_then(|i| policy.extensions.get(usize::from(i)))?;
+    let fix = rule.content_types.iter().find(|f| f.extension == *ext)?;
     let correct =
         media.is_some_and(|m| m.eq_ignore_ascii_case(media_type(fix.content_type.as_bytes())));
     let present = response.header("content-type").is_some();
-    if !(correct || present && rule.keep_upstream_content_type) {
-        response.set("content-type", &fix.content_type);
-    }
+    (!(correct || present && rule.keep_upstream_content_type)).then_some(&*fix.content_type)
 }
 
 /// `https` when the first comma-separated value is https (the proxy nearest the browser writes it first).

@@ -11,10 +11,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Distinct reads that must be alive at once: request host and path, one more request read, one response read.
-pub const SLOTS: usize = 4;
-/// A header value up to this size is read without allocating; a larger one comes from the heap.
-pub const SLOT_BYTES: usize = 16 * 1024;
+/// Reads alive at once: the request's header map and the response's.
+pub const SLOTS: usize = 2;
+/// A header map up to this size is read without allocating; a larger one comes from the heap.
+pub const SLOT_BYTES: usize = 32 * 1024;
 /// Concurrent streams per VM served from the pool; more than this (rare for one worker) use the heap.
 pub const STREAM_BLOCKS: usize = 1024;
 /// Size of one stream block; a context type must fit (checked at compile time by the adapter).
@@ -56,7 +56,7 @@ impl GuestAllocator {
     fn take_slot(&self, layout: Layout) -> Option<*mut u8> {
         let armed = ARMED_SLOT.swap(NOT_ARMED, Ordering::Relaxed);
         (armed < SLOTS && layout.size() <= SLOT_BYTES && layout.align() <= 16)
-            .then(|| (SCRATCH.base() + armed * SLOT_BYTES) as *mut u8)
+            .then(|| slot_ptr(armed).cast_mut())
     }
 
     fn take_stream_block(&self, layout: Layout) -> Option<*mut u8> {
@@ -124,6 +124,11 @@ pub fn with_stream_block<T>(make: impl FnOnce() -> T) -> T {
     let result = make();
     STREAM_ARMED.store(0, Ordering::Relaxed);
     result
+}
+
+/// Start of a scratch slot (callers pass slot < SLOTS).
+pub fn slot_ptr(slot: usize) -> *const u8 {
+    (SCRATCH.base() + slot.min(SLOTS - 1) * SLOT_BYTES) as *const u8
 }
 
 /// Whether `ptr` is scratch memory (borrowed until the slot's next read) rather than a heap buffer to free.

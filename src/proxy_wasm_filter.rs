@@ -26,13 +26,6 @@ const STATUS_OK: u32 = 0;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_get_header_map_value(
-        map: u32,
-        key: *const u8,
-        key_size: usize,
-        value: *mut *mut u8,
-        value_size: *mut usize,
-    ) -> u32;
     fn proxy_replace_header_map_value(
         map: u32,
         key: *const u8,
@@ -48,6 +41,7 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map: u32, key: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_pairs(map: u32, pairs: *mut *mut u8, pairs_size: *mut usize) -> u32;
 }
 
 /// One per plugin: Envoy runs every plugin with the same vm_config in one VM, each with its own root context,
@@ -61,11 +55,17 @@ impl Context for PolicyRoot {}
 impl RootContext for PolicyRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let json = self.get_plugin_configuration().unwrap_or_default();
+        let started = self.get_current_time();
         match Policy::parse(&json) {
             Ok(policy) => {
+                let elapsed = self
+                    .get_current_time()
+                    .duration_since(started)
+                    .unwrap_or_default();
                 log::info!(
-                    "secure-headers: policy loaded ({} rule(s))",
-                    policy.rules.len()
+                    "secure-headers: policy loaded ({} rule(s), {:.3} ms)",
+                    policy.rules.len(),
+                    elapsed.as_secs_f64() * 1000.0
                 );
                 self.policy = Some(Rc::new(policy));
                 #[cfg(feature = "alloc-count")]
@@ -127,103 +127,147 @@ impl HttpContext for SecureHeaders {
     }
 }
 
-/// One scratch slot and the heap buffer of a value too large for it.
-struct Slot {
-    index: usize,
+/// A copy of one header map, taken with a single host call (`proxy_get_header_map_pairs`) into a scratch slot,
+/// so that every later read is a scan of guest memory instead of another call into the host. Removals are
+/// remembered so the copy keeps answering as the map now stands.
+struct HeaderSnapshot {
+    slot: usize,
+    len: usize,
     oversized: Vec<u8>,
+    /// Bit i: pair i was removed (pairs past the 128th are never marked; removals of those are rare and the
+    /// engine never reads a header it removed).
+    removed: u128,
 }
 
-impl Slot {
-    fn read(&mut self, map: u32, name: &str) -> Option<&[u8]> {
+impl HeaderSnapshot {
+    fn take(map: u32, slot: usize) -> Self {
+        let mut snapshot = HeaderSnapshot {
+            slot,
+            len: 0,
+            oversized: Vec::new(),
+            removed: 0,
+        };
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;
-        // SAFETY: the host reads `name` and writes a pointer to a buffer it got from proxy_on_memory_allocate.
-        let status = guest_alloc::with_slot(self.index, || unsafe {
-            proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size)
+        // SAFETY: the host writes a pointer to a buffer it got from proxy_on_memory_allocate, and its size.
+        let status = guest_alloc::with_slot(slot, || unsafe {
+            proxy_get_header_map_pairs(map, &mut data, &mut size)
         });
-        if status != STATUS_OK {
-            return None;
+        if status != STATUS_OK || data.is_null() || size == 0 {
+            return snapshot;
         }
-        if data.is_null() || size == 0 {
-            return Some(&[]);
+        snapshot.len = size;
+        if !guest_alloc::is_scratch(data) {
+            // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (a boxed slice).
+            snapshot.oversized = unsafe { Vec::from_raw_parts(data, size, size) };
         }
-        if guest_alloc::is_scratch(data) {
-            // SAFETY: the host wrote `size` bytes into this slot; it stays untouched until this slot's next read,
-            // which needs `&mut self` and so ends this borrow first.
-            return Some(unsafe { std::slice::from_raw_parts(data, size) });
+        snapshot
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if !self.oversized.is_empty() {
+            return &self.oversized;
         }
-        // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (a boxed slice); owning it
-        // here frees it on the next read or on drop.
-        self.oversized = unsafe { Vec::from_raw_parts(data, size, size) };
-        Some(&self.oversized)
+        // SAFETY: the slot holds `len` bytes written by the host; each live snapshot owns a distinct slot, and it
+        // is rewritten only by the next `take` of that slot, after this snapshot is gone.
+        unsafe { std::slice::from_raw_parts(guest_alloc::slot_ptr(self.slot), self.len) }
+    }
+
+    /// Pairs in the ABI's layout: count, then (name length, value length) per pair, then each name and value
+    /// followed by a NUL.
+    fn pairs(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+        let bytes = self.bytes();
+        let word = |at: usize| -> usize {
+            bytes
+                .get(at..at + 4)
+                .and_then(|w| w.try_into().ok())
+                .map_or(0, |w: [u8; 4]| u32::from_le_bytes(w) as usize)
+        };
+        let count = word(0);
+        let mut data = 4 + count.saturating_mul(8);
+        (0..count).map_while(move |i| {
+            let (name_len, value_len) = (word(4 + i * 8), word(8 + i * 8));
+            let name = bytes.get(data..data + name_len)?;
+            let value = bytes.get(data + name_len + 1..data + name_len + 1 + value_len)?;
+            data += name_len + value_len + 2;
+            Some((i, name, value))
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.pairs()
+            .find(|(i, n, _)| *n == name.as_bytes() && (*i >= 128 || self.removed & (1 << i) == 0))
+            .map(|(_, _, value)| value)
+    }
+
+    fn mark_removed(&mut self, name: &str) -> bool {
+        let mut found = false;
+        let mut removed = self.removed;
+        for (i, n, _) in self.pairs() {
+            if n == name.as_bytes() {
+                found = true;
+                if i < 128 {
+                    removed |= 1 << i;
+                }
+            }
+        }
+        self.removed = removed;
+        found
     }
 }
 
-/// Each view owns distinct slots; the two views are never alive at once.
 struct EnvoyRequest {
-    authority: Slot,
-    path: Slot,
-    other: Slot,
+    headers: HeaderSnapshot,
 }
 
 impl EnvoyRequest {
     fn new() -> Self {
-        let slot = |index| Slot {
-            index,
-            oversized: Vec::new(),
-        };
         EnvoyRequest {
-            authority: slot(0),
-            path: slot(1),
-            other: slot(2),
+            headers: HeaderSnapshot::take(REQUEST_HEADERS, 0),
         }
     }
 }
 
 impl RequestView for EnvoyRequest {
     fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        (
-            self.authority.read(REQUEST_HEADERS, ":authority"),
-            self.path.read(REQUEST_HEADERS, ":path"),
-        )
+        (self.headers.get(":authority"), self.headers.get(":path"))
     }
 
     fn method(&mut self) -> Option<&[u8]> {
-        self.other.read(REQUEST_HEADERS, ":method")
+        self.headers.get(":method")
     }
 
     fn scheme(&mut self) -> Option<&[u8]> {
-        self.other.read(REQUEST_HEADERS, ":scheme")
+        self.headers.get(":scheme")
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.other.read(REQUEST_HEADERS, name)
+        self.headers.get(name)
     }
 }
 
 struct EnvoyResponse {
-    slot: Slot,
+    headers: HeaderSnapshot,
 }
 
 impl EnvoyResponse {
     fn new() -> Self {
         EnvoyResponse {
-            slot: Slot {
-                index: 3,
-                oversized: Vec::new(),
-            },
+            headers: HeaderSnapshot::take(RESPONSE_HEADERS, 1),
         }
     }
 }
 
 impl ResponseHeaders for EnvoyResponse {
     fn status(&mut self) -> Option<u16> {
-        let status = self.slot.read(RESPONSE_HEADERS, ":status")?;
-        std::str::from_utf8(status).ok()?.parse().ok()
+        std::str::from_utf8(self.headers.get(":status")?)
+            .ok()?
+            .parse()
+            .ok()
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.slot.read(RESPONSE_HEADERS, name)
+        self.headers.get(name)
     }
 
     // A write the host refuses (a header map it no longer lets us touch) leaves the response as it was.
@@ -253,9 +297,12 @@ impl ResponseHeaders for EnvoyResponse {
         };
     }
 
+    /// Only a header that is there costs a host call.
     fn remove(&mut self, name: &str) {
-        // SAFETY: the host reads `name` from a live &str.
-        unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len()) };
+        if self.headers.mark_removed(name) {
+            // SAFETY: the host reads `name` from a live &str.
+            unsafe { proxy_remove_header_map_value(RESPONSE_HEADERS, name.as_ptr(), name.len()) };
+        }
     }
 }
 

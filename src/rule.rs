@@ -244,6 +244,33 @@ impl Rule {
             }
         }
 
+        let cache_defaults =
+            compile_cache_defaults(&field("cache_control"), layer.cache_control.as_ref())?;
+        let content_types = compile_content_types(
+            &field("content_types_by_extension"),
+            layer.content_types_by_extension.as_ref(),
+        )?;
+        // These helpers decide from the upstream's header; a rule that also writes or removes it would make the
+        // outcome depend on the order of operations.
+        for (header, helper, used) in [
+            ("cache-control", "cache_control", !cache_defaults.is_empty()),
+            (
+                "content-type",
+                "content_types_by_extension",
+                !content_types.is_empty(),
+            ),
+        ] {
+            let written = writes.0.iter().any(|w| &*w.name == header);
+            if used && (written || removals.iter().any(|r| &**r == header)) {
+                return Err(ConfigError::new(
+                    field(helper),
+                    format!(
+                        "`{header}` is also written or removed by this rule; keep one of the two"
+                    ),
+                ));
+            }
+        }
+
         Ok(Rule {
             name: name.into(),
             matcher,
@@ -254,10 +281,7 @@ impl Rule {
                 layer.cache_control.as_ref(),
             )?,
             keep_upstream_cache_control: keep.iter().any(|k| &**k == "cache-control"),
-            content_types: compile_content_types(
-                &field("content_types_by_extension"),
-                layer.content_types_by_extension.as_ref(),
-            )?,
+            content_types,
             keep_upstream_content_type: keep.iter().any(|k| &**k == "content-type"),
             streaming_paths: layer
                 .streaming_paths

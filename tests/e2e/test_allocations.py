@@ -52,8 +52,8 @@ def test_no_heap_allocation_per_response_in_steady_state(upstream):
 
 
 def test_the_counter_sees_allocations_when_a_value_outgrows_the_scratch_slots(upstream):
-    """Control: a 20 KiB path does not fit a 16 KiB scratch slot, so every response reads it into the heap."""
-    long_path = "/" + "a" * 20 * 1024
+    """Control: a 40 KiB path does not fit a 32 KiB scratch slot, so every request's headers go to the heap."""
+    long_path = "/" + "a" * 40 * 1024
     with Envoy(DEMO_POLICY, upstream.port, wasm=COUNTING_MODULE) as envoy:
         conn = http.client.HTTPConnection("127.0.0.1", envoy.ports["http"], timeout=30)
         send(conn, 100)

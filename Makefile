@@ -54,6 +54,10 @@ lint:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 	cargo clippy --locked --target $(TARGET) --features proxy-wasm --target-dir target/proxy-wasm -- -D warnings
 	cargo clippy --locked --target $(TARGET) --features http-wasm --target-dir target/http-wasm -- -D warnings
+	cargo clippy --locked --target $(TARGET) --features alloc-count --target-dir target/alloc-count -- -D warnings
+	@for filter in empty naive; do \
+	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
+	done
 
 unit:
 	cargo test --locked

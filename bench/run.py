@@ -360,6 +360,17 @@ def summarise(envoy: dict, traefik: dict) -> dict:
     }
 
 
+def table(variants: dict, baseline: str) -> list[str]:
+    rows = [f"| variant | CPU µs/request | added over {baseline} | p50 µs | p99 µs | req/s at saturation | samples |",
+            "|---|---|---|---|---|---|---|"]
+    for name, v in variants.items():
+        med = v["median"]
+        rows.append(f"| {name} | {med['cpu_us_per_request']:.2f} | {v['added_cpu_us_over_none']:+.2f} | "
+                    f"{med['p50_us']:.0f} | {med['p99_us']:.0f} | {med['requests_per_s']:.0f} | "
+                    f"{med['samples_used']}/{len(v['samples'])} |")
+    return rows
+
+
 def write_markdown(results: dict, path: Path) -> None:
     e, t, s = results["envoy"]["variants"], results["traefik"]["variants"], results["summary"]
     m = results["machine"]
@@ -380,14 +391,8 @@ def write_markdown(results: dict, path: Path) -> None:
         f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; Envoy {m['envoy']}, Traefik {m['traefik']}. "
         f"Rounds: {results['rounds']}, {results['seconds']} s per measurement, fixed rate {results['rate']} req/s.", "",
         "## Envoy", "",
-        "| variant | CPU µs/request | added over no filter | p50 µs | p99 µs | req/s at saturation | samples |",
-        "|---|---|---|---|---|---|---|",
+        *table(e, "no filter"),
     ]
-    for name, v in e.items():
-        med = v["median"]
-        out.append(f"| {name} | {med['cpu_us_per_request']:.2f} | {v['added_cpu_us_over_none']:+.2f} | "
-                   f"{med['p50_us']:.0f} | {med['p99_us']:.0f} | {med['requests_per_s']:.0f} | "
-                   f"{med['samples_used']}/{len(v['samples'])} |")
     ratio = s["ours_over_empty_ratio"]
     price = s["price_over_native_vs_floor_ratio"]
     cfg = results["envoy"]["configure_ms"]
@@ -409,14 +414,8 @@ def write_markdown(results: dict, path: Path) -> None:
         f"- Configure time (policy parse and render inside the VM, from the module's log): "
         + (", ".join(f"{x:.3f} ms" for x in cfg) if cfg else "not logged") + ".",
         "", "## Traefik", "",
-        "| variant | CPU µs/request | added over no middleware | p50 µs | p99 µs | req/s at saturation | samples |",
-        "|---|---|---|---|---|---|---|",
+        *table(t, "no middleware"),
     ]
-    for name, v in t.items():
-        med = v["median"]
-        out.append(f"| {name} | {med['cpu_us_per_request']:.2f} | {v['added_cpu_us_over_none']:+.2f} | "
-                   f"{med['p50_us']:.0f} | {med['p99_us']:.0f} | {med['requests_per_s']:.0f} | "
-                   f"{med['samples_used']}/{len(v['samples'])} |")
     out += ["", "The streamed path writes the same headers as the held path except that it cannot remove "
             "X-Powered-By (see README, \"Traefik\"). Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "

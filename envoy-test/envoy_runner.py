@@ -143,8 +143,36 @@ class Upstream:
         self.stop()
 
 
+class ProxyProcess:
+    """Lifecycle shared by the Envoy and Traefik runners: `process`, `log_path`, and a `start()` of their own."""
+
+    process: subprocess.Popen | None
+    log_path: Path
+
+    def start(self):
+        raise NotImplementedError
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @dataclass
-class Envoy:
+class Envoy(ProxyProcess):
     """Real Envoy serving envoy.yaml's listeners with `policy` as the secure-headers configuration."""
 
     policy: str
@@ -212,23 +240,6 @@ class Envoy:
         self.stop()
         return True, self.log()
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> "Envoy":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def wasm_log_lines(log: str) -> list[str]:

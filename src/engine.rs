@@ -3,6 +3,8 @@
 
 use crate::host::{RequestView, ResponseHeaders};
 use crate::matcher::{media_type, path_extension, strip_query};
+use crate::metrics::Metrics;
+use crate::observe::Observing;
 use crate::policy::Policy;
 use crate::rule::{Rule, WriteMode};
 
@@ -73,11 +75,13 @@ impl Policy {
         facts
     }
 
-    /// Applies the first matching rule; returns its index, or None when the response passes untouched.
+    /// Applies the first matching rule (an observing rule only counts); returns its index, or None when the
+    /// response passes untouched.
     pub fn apply_response(
         &self,
         facts: &RequestFacts,
         response: &mut impl ResponseHeaders,
+        metrics: &mut impl Metrics,
     ) -> Option<usize> {
         // 1xx (101 Switching Protocols for WebSocket among them) pass untouched.
         let status = response.status().filter(|s| *s >= 200)?;
@@ -88,7 +92,16 @@ impl Policy {
             facts.candidate_rules & (1u128 << i) != 0
                 && rule.matcher.matches_response(status, media)
         })?;
-        apply_rule(rule, self, facts, status, media, response);
+        if rule.observe {
+            let mut observing = Observing {
+                response,
+                headers: &self.observed,
+                metrics,
+            };
+            apply_rule(rule, self, facts, status, media, &mut observing);
+        } else {
+            apply_rule(rule, self, facts, status, media, response);
+        }
         Some(index)
     }
 }

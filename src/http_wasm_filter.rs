@@ -1,11 +1,15 @@
 //! The http-wasm adapter (Traefik v3 plugins): the policy is read when the module is instantiated; each
 //! request is either streamed (headers written before the upstream answers) or held (full policy on the
-//! complete response), as `delivery.rs` decides. Reads go into one reused buffer.
+//! complete response), as `delivery.rs` decides; requests to the CSP report collector are answered here.
+//! Reads go into one reused buffer. http-wasm has no metrics ABI: counters are logged when they reach 1, 2,
+//! 4, 8... (per plugin instance; Traefik pools instances).
 
 use crate::delivery::Delivery;
 use crate::error::ConfigError;
 use crate::host::{RequestView, ResponseHeaders};
+use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
+use crate::report_collector::{Admission, OriginBook, Rejection, ReportCollector};
 use std::cell::RefCell;
 
 #[link(wasm_import_module = "http_handler")]
@@ -38,6 +42,9 @@ extern "C" {
     );
     fn remove_header(kind: i32, name: *const u8, name_len: i32);
     fn get_status_code() -> i32;
+    fn set_status_code(code: i32);
+    fn read_body(kind: i32, buf: *mut u8, buf_limit: i32) -> i64;
+    fn write_body(kind: i32, buf: *const u8, buf_len: i32);
 }
 
 #[cfg(target_os = "wasi")]
@@ -50,13 +57,52 @@ const RESPONSE: i32 = 1;
 const FEATURE_BUFFER_RESPONSE: i32 = 2;
 const LOG_INFO: i32 = 0;
 const LOG_ERROR: i32 = 2;
-/// The request context handed back to `handle_response`: whether the response was held.
+/// The request context handed back to `handle_response`: the response was held (full policy).
 const HELD: i64 = 1;
+/// `handle_request`'s answer: call the next handler (the upstream) or not (the filter answered).
+const NEXT: i64 = 1;
+const ANSWERED: i64 = 0;
 /// Reads start with this buffer and grow it only for a larger value (a 64 KiB URI, say).
 const INITIAL_BUFFER: usize = 2048;
 
 thread_local! {
     static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
+    static TELEMETRY: RefCell<Telemetry> = RefCell::new(Telemetry::default());
+}
+
+#[derive(Default)]
+struct Telemetry {
+    counters: CounterBook<()>,
+    origins: OriginBook,
+}
+
+/// Counters as log lines at 1, 2, 4, 8...: a trace an operator can read in Traefik's log, in bounded volume.
+struct LoggedMetrics<'a>(&'a mut CounterBook<()>);
+
+impl Metrics for LoggedMetrics<'_> {
+    fn increment(&mut self, name: &str) {
+        if let Some(counter) = self.0.bump(name, |_| ()) {
+            if counter.count.is_power_of_two() {
+                write_log(
+                    LOG_INFO,
+                    &format!(
+                        "secure-headers: {name} = {} (this plugin instance)",
+                        counter.count
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Runs `f` with the instance's counters; counting is skipped rather than risk a panic on re-entry.
+fn with_metrics(f: impl FnOnce(&mut LoggedMetrics, &mut OriginBook)) {
+    TELEMETRY.with(|t| {
+        if let Ok(mut telemetry) = t.try_borrow_mut() {
+            let Telemetry { counters, origins } = &mut *telemetry;
+            f(&mut LoggedMetrics(counters), origins);
+        }
+    });
 }
 
 fn write_log(level: i32, message: &str) {
@@ -102,6 +148,11 @@ pub extern "C" fn _initialize() {
                     policy.rules.len()
                 ),
             );
+            with_metrics(|metrics, _| {
+                for name in policy.counter_names() {
+                    metrics.0.register(name, |_| ());
+                }
+            });
             POLICY.with(|p| *p.borrow_mut() = Some(policy));
         }
         Err(err) => {
@@ -135,21 +186,30 @@ pub extern "C" fn handle_request() -> i64 {
     POLICY.with(|p| {
         let policy = p.borrow();
         let Some(policy) = policy.as_ref() else {
-            return 1;
+            return NEXT;
         };
         let mut request = TraefikRequest::default();
+        if let Some(collector) = &policy.report_collector {
+            let (_, path) = request.host_and_path();
+            if path.is_some_and(|p| collector.handles(p)) {
+                answer_report(collector, &mut request);
+                return ANSWERED;
+            }
+        }
         let facts = policy.inspect_request(&mut request);
         match policy.delivery(&facts, &mut request) {
             Delivery::Held => {
                 // SAFETY: a plain host call; it applies to this request only.
                 unsafe { enable_features(FEATURE_BUFFER_RESPONSE) };
-                (HELD << 32) | 1
+                (HELD << 32) | NEXT
             }
             Delivery::Streamed => {
+                // An observing rule writes nothing here and cannot read the response later: Traefik lets a
+                // plugin read response headers only when it buffered the response (it panics otherwise).
                 policy.apply_before_upstream(&facts, &mut TraefikResponse::default());
-                1
+                NEXT
             }
-            Delivery::Untouched => 1,
+            Delivery::Untouched => NEXT,
         }
     })
 }
@@ -164,9 +224,83 @@ pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
             // The instance handling the response may not be the one that saw the request (the host pools
             // instances), so the request-side facts are read again rather than remembered.
             let facts = policy.inspect_request(&mut TraefikRequest::default());
-            policy.apply_response(&facts, &mut TraefikResponse::default());
+            with_metrics(|metrics, _| {
+                policy.apply_response(&facts, &mut TraefikResponse::default(), metrics);
+            });
         }
     });
+}
+
+/// Reads the report (at most one byte over the collector's cap) and answers it; the upstream never sees it.
+fn answer_report(collector: &ReportCollector, request: &mut TraefikRequest) {
+    let method = request.method().map(<[u8]>::to_vec);
+    let content_type = request.header("content-type").map(<[u8]>::to_vec);
+    let content_length = request.header("content-length").map(<[u8]>::to_vec);
+    let (_, path) = request.host_and_path();
+    let admission = collector.admit(
+        path,
+        method.as_deref(),
+        content_type.as_deref(),
+        content_length.as_deref(),
+    );
+    let mut outcome = Err(Rejection::Malformed);
+    with_metrics(|metrics, origins| {
+        outcome = match admission {
+            Admission::Reject(rejection) => {
+                metrics.increment(rejection.counter());
+                Err(rejection)
+            }
+            Admission::ReadBody | Admission::Pass => {
+                let body = read_request_body(collector.max_body_bytes.saturating_add(1));
+                let mut log = |line: &str| write_log(LOG_INFO, &format!("secure-headers: {line}"));
+                collector
+                    .collect(&body, origins, metrics, &mut log)
+                    .map(|_| ())
+            }
+        };
+    });
+    reply(outcome);
+}
+
+/// The request body, at most `max` bytes of it.
+fn read_request_body(max: usize) -> Vec<u8> {
+    let mut body = vec![0u8; max];
+    let mut len = 0;
+    while let Some(room) = body.get_mut(len..).filter(|r| !r.is_empty()) {
+        let limit = i32::try_from(room.len()).unwrap_or(i32::MAX);
+        // SAFETY: the host writes at most `limit` bytes into the unused tail of `body`.
+        let eof_len = unsafe { read_body(REQUEST, room.as_mut_ptr(), limit) };
+        let read = (eof_len & 0xffff_ffff) as usize;
+        len += read;
+        if eof_len >> 32 != 0 || read == 0 {
+            break;
+        }
+    }
+    body.truncate(len);
+    body
+}
+
+fn reply(outcome: Result<(), Rejection>) {
+    let (status, message) = match outcome {
+        Ok(()) => (204, ""),
+        Err(rejection) => (rejection.status(), rejection.message()),
+    };
+    let mut response = TraefikResponse::default();
+    if outcome == Err(Rejection::Method) {
+        response.set("allow", "POST");
+    }
+    if !message.is_empty() {
+        response.set("content-type", "text/plain");
+    }
+    // SAFETY: plain host calls; the host copies `message` from a live &str.
+    unsafe {
+        set_status_code(i32::from(status));
+        write_body(
+            RESPONSE,
+            message.as_ptr(),
+            i32::try_from(message.len()).unwrap_or(0),
+        );
+    }
 }
 
 /// First value of a header (values come NUL-separated); `buf` is the read buffer.

@@ -21,8 +21,11 @@ pub mod error;
 pub mod header_syntax;
 pub mod host;
 pub mod matcher;
+pub mod metrics;
+pub mod observe;
 pub mod policy;
 pub mod presets;
+pub mod report_collector;
 pub mod rule;
 pub mod schema;
 
@@ -35,9 +38,12 @@ mod guest_alloc;
 mod http_wasm_filter;
 #[cfg(feature = "proxy-wasm")]
 mod proxy_wasm_filter;
+#[cfg(feature = "proxy-wasm")]
+mod proxy_wasm_host;
 
 pub use delivery::Delivery;
 pub use engine::RequestFacts;
 pub use error::ConfigError;
 pub use host::{RequestView, ResponseHeaders};
+pub use metrics::Metrics;
 pub use policy::Policy;

@@ -3,7 +3,9 @@
 use crate::error::ConfigError;
 use crate::header_syntax::header_name;
 use crate::matcher::Matcher;
+use crate::observe::ObservedHeaders;
 use crate::presets;
+use crate::report_collector::ReportCollector;
 use crate::rule::Rule;
 use crate::schema::Layer;
 
@@ -19,6 +21,9 @@ pub struct Policy {
     pub trusted_proto_header: Option<Box<str>>,
     /// Every extension any rule repairs the Content-Type for; a request remembers its index here.
     pub extensions: Vec<Box<str>>,
+    pub report_collector: Option<ReportCollector>,
+    /// Counter names of the headers observing rules touch.
+    pub observed: ObservedHeaders,
 }
 
 impl Policy {
@@ -77,11 +82,23 @@ impl Policy {
             .take()
             .map(|h| header_name("trusted_proto_header", &h))
             .transpose()?;
+        let report_collector = top
+            .csp_reports
+            .take()
+            .map(|spec| ReportCollector::compile("csp_reports", &spec))
+            .transpose()?;
+        let reports = report_collector.as_ref();
         let rule_layers = top.rules.take();
         let base = with_presets("", top)?;
 
         let rules = match rule_layers {
-            None => vec![Rule::compile("", "default", Matcher::default(), &base)?],
+            None => vec![Rule::compile(
+                "",
+                "default",
+                Matcher::default(),
+                &base,
+                reports,
+            )?],
             Some(layers) => {
                 if layers.len() > MAX_RULES {
                     return Err(ConfigError::new(
@@ -90,11 +107,13 @@ impl Policy {
                     ));
                 }
                 // The top level must stand on its own, so its own mistakes are reported at their own path.
-                Rule::compile("", "defaults", Matcher::default(), &base)?;
+                Rule::compile("", "defaults", Matcher::default(), &base, reports)?;
                 layers
                     .into_iter()
                     .enumerate()
-                    .map(|(i, layer)| compile_rule(&format!("rules[{i}]"), i, &base, layer))
+                    .map(|(i, layer)| {
+                        compile_rule(&format!("rules[{i}]"), i, &base, layer, reports)
+                    })
                     .collect::<Result<_, _>>()?
             }
         };
@@ -107,10 +126,21 @@ impl Policy {
             }
         }
         Ok(Policy {
+            observed: ObservedHeaders::from_rules(&rules),
             rules,
             trusted_proto_header,
             extensions,
+            report_collector,
         })
+    }
+
+    /// Every counter name known at configure time, for hosts that register metrics up front.
+    pub fn counter_names(&self) -> impl Iterator<Item = &str> {
+        self.observed.counter_names().chain(
+            self.report_collector
+                .iter()
+                .flat_map(ReportCollector::counter_names),
+        )
     }
 }
 
@@ -119,10 +149,12 @@ fn compile_rule(
     index: usize,
     base: &Layer,
     mut layer: Layer,
+    reports: Option<&ReportCollector>,
 ) -> Result<Rule, ConfigError> {
     for (field, present) in [
         ("rules", layer.rules.is_some()),
         ("trusted_proto_header", layer.trusted_proto_header.is_some()),
+        ("csp_reports", layer.csp_reports.is_some()),
     ] {
         if present {
             return Err(ConfigError::new(
@@ -141,7 +173,7 @@ fn compile_rule(
         .unwrap_or_else(|| format!("rules[{index}]"));
     let mut merged = base.clone();
     merged.merge_settings(with_presets(path, layer)?);
-    Rule::compile(path, &name, matcher, &merged)
+    Rule::compile(path, &name, matcher, &merged, reports)
 }
 
 /// The layer's presets in order, then the layer's own settings on top.

@@ -5,7 +5,8 @@ use crate::error::ConfigError;
 use crate::header_syntax::{header_name, header_value};
 use crate::matcher::{path_prefix, Matcher, MediaPattern};
 use crate::presets::OWASP_REMOVE;
-use crate::schema::{HeaderAction, HstsSpec, KeyedMap, Layer, Toggle};
+use crate::report_collector::ReportCollector;
+use crate::schema::{HeaderAction, HstsSpec, KeyedMap, Layer, Mode, Toggle};
 
 /// Longest HSTS max-age accepted: two years, the OWASP value. More is almost always a typo.
 pub const HSTS_MAX_AGE_LIMIT: u64 = 63_072_000;
@@ -83,6 +84,8 @@ pub struct Write {
 pub struct Rule {
     pub name: Box<str>,
     pub matcher: Matcher,
+    /// Observe mode: every change is counted, none is made.
+    pub observe: bool,
     pub removals: Vec<Box<str>>,
     pub writes: Vec<Write>,
     /// Cache-Control by response media type; the first pattern that matches wins.
@@ -109,12 +112,14 @@ pub struct ContentTypeFix {
 }
 
 impl Rule {
-    /// `layer` is already merged (presets, top level, rule); `path` prefixes every error.
+    /// `layer` is already merged (presets, top level, rule); `path` prefixes every error. With a report
+    /// collector, every CSP the rule writes reports to it.
     pub fn compile(
         path: &str,
         name: &str,
         matcher: Matcher,
         layer: &Layer,
+        reports: Option<&ReportCollector>,
     ) -> Result<Rule, ConfigError> {
         let field = |f: &str| {
             if path.is_empty() {
@@ -132,7 +137,7 @@ impl Rule {
             let value = render_hsts(&field("hsts"), hsts)?;
             writes.set("strict-transport-security", value, SchemeScope::HttpsOnly);
         }
-        compile_framing_and_csp(&field, layer, &mut writes)?;
+        compile_framing_and_csp(&field, layer, reports, &mut writes)?;
         if let Some(Toggle::On(policy)) = &layer.referrer_policy {
             let value = check_referrer_policy(&field("referrer_policy"), policy)?;
             writes.set("referrer-policy", value, SchemeScope::Any);
@@ -274,12 +279,10 @@ impl Rule {
         Ok(Rule {
             name: name.into(),
             matcher,
+            observe: layer.mode == Some(Mode::Observe),
             removals,
             writes: writes.0,
-            cache_defaults: compile_cache_defaults(
-                &field("cache_control"),
-                layer.cache_control.as_ref(),
-            )?,
+            cache_defaults,
             keep_upstream_cache_control: keep.iter().any(|k| &**k == "cache-control"),
             content_types,
             keep_upstream_content_type: keep.iter().any(|k| &**k == "content-type"),
@@ -379,6 +382,7 @@ fn render_hsts(path: &str, hsts: &HstsSpec) -> Result<String, ConfigError> {
 fn compile_framing_and_csp(
     field: &dyn Fn(&str) -> String,
     layer: &Layer,
+    reports: Option<&ReportCollector>,
     writes: &mut Writes,
 ) -> Result<(), ConfigError> {
     let ancestors = match &layer.frame_ancestors {
@@ -394,12 +398,15 @@ fn compile_framing_and_csp(
         let Some(directives) = &spec.directives else {
             return Err(ConfigError::new(format!("{path}.directives"), "required"));
         };
-        let csp = Csp::parse(&format!("{path}.directives"), directives)?;
+        let mut csp = Csp::parse(&format!("{path}.directives"), directives)?;
         if csp.is_empty() {
             return Err(ConfigError::new(
                 format!("{path}.directives"),
                 "no directives left",
             ));
+        }
+        if let Some(collector) = reports {
+            report_to_collector(&mut csp, collector);
         }
         if spec.report_only == Some(true) {
             writes.set_by_scheme(
@@ -412,6 +419,11 @@ fn compile_framing_and_csp(
         }
     }
     if let Some(sources) = &ancestors {
+        if enforced.is_empty() {
+            if let Some(collector) = reports {
+                report_to_collector(&mut enforced, collector);
+            }
+        }
         enforced.set_default("frame-ancestors", sources);
     }
     if !enforced.is_empty() {
@@ -429,7 +441,28 @@ fn compile_framing_and_csp(
     if let Some(value) = frame_options {
         writes.set("x-frame-options", value.into(), SchemeScope::Any);
     }
+    let writes_csp = writes
+        .0
+        .iter()
+        .any(|w| w.name.starts_with("content-security-policy"));
+    if let Some(collector) = reports.filter(|_| writes_csp) {
+        if let Some(group) = &collector.report_to {
+            let endpoint = format!("{group}=\"{}\"", collector.path);
+            writes.set("reporting-endpoints", endpoint, SchemeScope::Any);
+        }
+    }
     Ok(())
+}
+
+/// Points a CSP at the built-in collector unless the policy names its own report destination.
+fn report_to_collector(csp: &mut Csp, collector: &ReportCollector) {
+    if csp.get("report-uri").is_some() || csp.get("report-to").is_some() {
+        return;
+    }
+    csp.set_default("report-uri", &[collector.path.to_string()]);
+    if let Some(group) = &collector.report_to {
+        csp.set_default("report-to", &[group.to_string()]);
+    }
 }
 
 fn check_referrer_policy(path: &str, policy: &str) -> Result<String, ConfigError> {

@@ -17,12 +17,14 @@ pub struct Layer {
     // Only at the top level:
     pub rules: Option<Vec<Layer>>,
     pub trusted_proto_header: Option<String>,
+    pub csp_reports: Option<ReportsSpec>,
     // Only inside rules:
     pub name: Option<String>,
     #[serde(rename = "match")]
     pub match_: Option<MatchSpec>,
     // Anywhere:
     pub presets: Option<Vec<String>>,
+    pub mode: Option<Mode>,
     pub hsts: Option<Toggle<HstsSpec>>,
     pub frame_ancestors: Option<Toggle<Vec<String>>>,
     pub content_type_options: Option<bool>,
@@ -64,6 +66,35 @@ pub struct HstsSpec {
 pub struct CspSpec {
     pub directives: Option<KeyedMap<Toggle<Vec<String>>>>,
     pub report_only: Option<bool>,
+}
+
+/// `observe` computes every change and counts it without applying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Observe,
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "enforce" => Ok(Mode::Enforce),
+            "observe" => Ok(Mode::Observe),
+            other => Err(de::Error::custom(format!(
+                "`{other}` is not a mode: use \"enforce\" or \"observe\""
+            ))),
+        }
+    }
+}
+
+/// The built-in CSP report collector (top level only).
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsSpec {
+    pub path: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    /// A Reporting API endpoint group name: adds `report-to` and `Reporting-Endpoints`.
+    pub report_to: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +153,7 @@ macro_rules! merge_by_replacing {
         }
     )*};
 }
-merge_by_replacing!(bool, u64, String, Vec<String>, MatchSpec);
+merge_by_replacing!(bool, u64, String, Vec<String>, MatchSpec, Mode);
 
 impl<T: Merge> Merge for Option<T> {
     fn merge(&mut self, upper: Self) {
@@ -183,6 +214,7 @@ impl Layer {
     /// Lays `upper`'s settings over this layer's. Placement fields (rules, match, name) are not settings.
     pub fn merge_settings(&mut self, upper: Layer) {
         self.presets = None;
+        self.mode.merge(upper.mode);
         self.hsts.merge(upper.hsts);
         self.frame_ancestors.merge(upper.frame_ancestors);
         self.content_type_options.merge(upper.content_type_options);

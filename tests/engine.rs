@@ -1,123 +1,9 @@
 //! The policy engine against in-memory header maps: bundles, presets, scoping, overrides, odd responses.
 
-use secure_headers::{Policy, RequestView, ResponseHeaders};
+mod common;
 
-/// A request as a proxy would present it.
-struct Request {
-    authority: &'static str,
-    path: &'static str,
-    scheme: &'static str,
-    method: &'static str,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-impl RequestView for Request {
-    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        (Some(self.authority.as_bytes()), Some(self.path.as_bytes()))
-    }
-    fn method(&mut self) -> Option<&[u8]> {
-        Some(self.method.as_bytes())
-    }
-    fn scheme(&mut self) -> Option<&[u8]> {
-        Some(self.scheme.as_bytes())
-    }
-    fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_bytes())
-    }
-}
-
-/// A response header map with proxy semantics: names compared without case, set replaces every copy.
-#[derive(Default, Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, Vec<u8>)>,
-}
-
-impl Response {
-    fn new(status: u16, headers: &[(&str, &[u8])]) -> Self {
-        Response {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_vec()))
-                .collect(),
-        }
-    }
-    fn values(&self, name: &str) -> Vec<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .collect()
-    }
-    fn one(&self, name: &str) -> Option<String> {
-        let values = self.values(name);
-        assert!(
-            values.len() <= 1,
-            "{name} appears {} times: {values:?}",
-            values.len()
-        );
-        values.into_iter().next()
-    }
-}
-
-impl ResponseHeaders for Response {
-    fn status(&mut self) -> Option<u16> {
-        Some(self.status)
-    }
-    fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-    fn set(&mut self, name: &str, value: &str) {
-        self.remove(name);
-        self.append(name, value);
-    }
-    fn append(&mut self, name: &str, value: &str) {
-        self.headers
-            .push((name.to_string(), value.as_bytes().to_vec()));
-    }
-    fn remove(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    }
-}
-
-fn policy(json: &str) -> Policy {
-    Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
-}
-
-fn get(host: &'static str, path: &'static str, scheme: &'static str) -> Request {
-    Request {
-        authority: host,
-        path,
-        scheme,
-        method: "GET",
-        headers: vec![],
-    }
-}
-
-fn html() -> Response {
-    Response::new(
-        200,
-        &[
-            ("content-type", b"text/html; charset=utf-8"),
-            ("x-powered-by", b"Express"),
-            ("cache-control", b"no-store"),
-        ],
-    )
-}
-
-/// Runs one exchange and returns the response as the browser would get it.
-fn exchange(policy: &Policy, mut request: Request, mut response: Response) -> Response {
-    let facts = policy.inspect_request(&mut request);
-    policy.apply_response(&facts, &mut response);
-    response
-}
+use common::{exchange, get, html, policy, Counts, Response};
+use secure_headers::Policy;
 
 #[test]
 fn bundles_add_up_one_at_a_time() {
@@ -551,7 +437,10 @@ fn a_reply_whose_request_was_never_seen_gets_only_unscoped_rules() {
     );
     let facts = p.facts_without_request();
     let mut response = Response::new(503, &[]);
-    assert_eq!(p.apply_response(&facts, &mut response), Some(1));
+    assert_eq!(
+        p.apply_response(&facts, &mut response, &mut Counts::default()),
+        Some(1)
+    );
     assert_eq!(
         response.one("cross-origin-resource-policy").as_deref(),
         Some("same-origin")

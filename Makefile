@@ -9,10 +9,16 @@ HTTP_WASM := dist/http-wasm/secure_headers.wasm
 HTTP_WASM_MANIFEST := dist/http-wasm/.traefik.yml
 # Test build of the Envoy module that reports its heap allocations (tests/e2e/test_allocations.py).
 ALLOC_COUNT_WASM := dist/alloc-count/secure_headers.wasm
+# Test builds that trap on a magic request header (tests/e2e/test_failure_policy.py).
+TRAP_WASM := dist/trap-proxy-wasm/secure_headers.wasm dist/trap-http-wasm/secure_headers.wasm
+# cargo-fuzz needs nightly flags; this machine has only the stable toolchain, which accepts them with this.
+FUZZ := RUSTC_BOOTSTRAP=1 cargo fuzz
+FUZZ_TARGETS := policy_parse response_decision
+FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
-.PHONY: all build venv certs tools lint unit e2e compose-check test demo demo-traefik bench clean
+.PHONY: all build venv certs tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -58,11 +64,13 @@ lint:
 	@for filter in empty naive; do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
+	cargo clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-lint -- -D warnings
 
 unit:
 	cargo test --locked
 
-e2e: build $(ALLOC_COUNT_WASM) venv certs
+e2e: build $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 
@@ -71,8 +79,27 @@ compose-check: tools certs
 	docker-compose -f traefik-test/docker-compose.yml config --quiet
 	@echo "compose files: valid"
 
-## test: every check, from lint to real Envoy
-test: lint unit compose-check e2e
+fuzz-tools:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+
+## fuzz-smoke: each fuzz target over the committed corpus plus 30 s of new inputs (part of `make test`)
+fuzz-smoke: fuzz-tools
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .work/fuzz/$$t && \
+	  $(FUZZ) run -O $$t .work/fuzz/$$t fuzz/corpus/$$t -- -max_total_time=30 -print_final_stats=1 2>&1 \
+	    | grep -E '^(Done|stat::number_of_executed_units|==|SUMMARY)|panicked' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+## fuzz: long runs (FUZZ_SECONDS each, default 3600); new inputs land in .work/fuzz, crashes in fuzz/artifacts
+fuzz: fuzz-tools
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .work/fuzz/$$t && \
+	  $(FUZZ) run -O $$t .work/fuzz/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+
+## test: every check, from lint to real Envoy and Traefik
+test: lint unit compose-check fuzz-smoke e2e
 
 ## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
 demo: build venv certs

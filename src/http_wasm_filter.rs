@@ -189,6 +189,8 @@ pub extern "C" fn handle_request() -> i64 {
             return NEXT;
         };
         let mut request = TraefikRequest::default();
+        #[cfg(feature = "trap-test")]
+        crate::trap_test::trap_if_asked(request.header(crate::trap_test::TRAP_HEADER).is_some());
         if let Some(collector) = &policy.report_collector {
             let (_, path) = request.host_and_path();
             if path.is_some_and(|p| collector.handles(p)) {

@@ -40,6 +40,8 @@ mod http_wasm_filter;
 mod proxy_wasm_filter;
 #[cfg(feature = "proxy-wasm")]
 mod proxy_wasm_host;
+#[cfg(feature = "trap-test")]
+mod trap_test;
 
 pub use delivery::Delivery;
 pub use engine::RequestFacts;

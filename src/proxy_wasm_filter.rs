@@ -166,6 +166,8 @@ impl Context for SecureHeaders {}
 impl HttpContext for SecureHeaders {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let mut request = EnvoyRequest::read();
+        #[cfg(feature = "trap-test")]
+        crate::trap_test::trap_if_asked(request.get(crate::trap_test::TRAP_HEADER).is_some());
         if let Some(collector) = &self.loaded.policy.report_collector {
             let admission = collector.admit(
                 request.get(":path"),

@@ -55,6 +55,7 @@ class Traefik(ProxyProcess):
     upstream_port: int
     ports: dict[str, int] = field(default_factory=dict)
     extra_routers: dict[str, str] = field(default_factory=dict)  # host name -> policy, one router + middleware each
+    plugin_dir: Path = PLUGIN_DIR  # another build of the plugin (the trap-test build)
     workdir: Path = field(default_factory=lambda: work_dir("traefik"))
     process: subprocess.Popen | None = None
 
@@ -66,7 +67,7 @@ class Traefik(ProxyProcess):
     def write_config(self) -> Path:
         plugin = self.workdir / "plugins-local" / "src" / MODULE_NAME
         plugin.mkdir(parents=True, exist_ok=True)
-        for item in PLUGIN_DIR.iterdir():  # the operator's install: copy the folder
+        for item in self.plugin_dir.iterdir():  # the operator's install: copy the folder
             shutil.copy(item, plugin / item.name)
 
         static = yaml.safe_load((HERE / "traefik.yml").read_text())

@@ -1,0 +1,159 @@
+//! Policy x request x response: the per-response path (request inspection, Traefik's delivery decision, writes
+//! before the upstream, the response decision, observe mode) and the report collector never panic, and nothing
+//! they write can split a header.
+#![no_main]
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use secure_headers::report_collector::OriginBook;
+use secure_headers::{Metrics, Policy, RequestView, ResponseHeaders};
+use std::sync::OnceLock;
+
+/// Policies that exercise every kind of rule; the fuzzer picks one per input.
+const POLICIES: &[&str] = &[
+    r#"{"presets": ["immich"]}"#,
+    r#"{"presets": ["strict"], "trusted_proto_header": "x-forwarded-proto"}"#,
+    r#"{"mode": "observe", "presets": ["immich"], "remove_owasp_list": true}"#,
+    r#"{"csp_reports": {"report_to": "csp"}, "rules": [
+        {"name": "media", "match": {"hosts": ["*.example.com"], "paths": ["/api/assets/"],
+         "content_types": ["image/*", "video/mp4"], "status": ["2xx", "304"]}, "presets": ["bundle-a"]},
+        {"name": "html", "match": {"except_paths": ["/api/socket.io"], "content_types": ["text/html"]},
+         "presets": ["bundle-a", "bundle-b", "bundle-c", "bundle-d", "bundle-e"],
+         "cache_control": {"text/html": "no-store", "*/*": "private"},
+         "headers": {"X-Extra": {"value": "1", "action": "append"}, "Server": {"action": "remove"}}},
+        {"name": "observed", "mode": "observe", "presets": ["immich"]}]}"#,
+];
+
+#[derive(Arbitrary, Debug)]
+struct Exchange {
+    policy: u8,
+    authority: Vec<u8>,
+    path: Vec<u8>,
+    https: bool,
+    method: Vec<u8>,
+    request_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    status: u16,
+    response_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    report: Vec<u8>,
+}
+
+struct Request<'a>(&'a Exchange);
+
+fn first<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_slice())
+}
+
+impl RequestView for Request<'_> {
+    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
+        (Some(&self.0.authority), Some(&self.0.path))
+    }
+    fn method(&mut self) -> Option<&[u8]> {
+        Some(&self.0.method)
+    }
+    fn scheme(&mut self) -> Option<&[u8]> {
+        Some(if self.0.https { b"https" } else { b"http" })
+    }
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        first(&self.0.request_headers, name)
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Every write must be a valid header: visible ASCII, no CR, LF or NUL.
+fn check_written(name: &str, value: &str) {
+    assert!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()),
+        "{name:?}"
+    );
+    assert!(
+        value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t'),
+        "{value:?}"
+    );
+}
+
+impl ResponseHeaders for Response {
+    fn status(&mut self) -> Option<u16> {
+        Some(self.status)
+    }
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        first(&self.headers, name)
+    }
+    fn set(&mut self, name: &str, value: &str) {
+        self.remove(name);
+        self.append(name, value);
+    }
+    fn append(&mut self, name: &str, value: &str) {
+        check_written(name, value);
+        self.headers.push((name.into(), value.into()));
+    }
+    fn remove(&mut self, name: &str) {
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+    }
+}
+
+struct Counted;
+
+impl Metrics for Counted {
+    fn increment(&mut self, name: &str) {
+        assert!(name.bytes().all(|b| b.is_ascii_graphic()), "{name:?}");
+    }
+}
+
+fn policies() -> &'static [Policy] {
+    static COMPILED: OnceLock<Vec<Policy>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        POLICIES
+            .iter()
+            .map(|json| Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    })
+}
+
+fuzz_target!(|exchange: Exchange| {
+    let all = policies();
+    let policy = &all[usize::from(exchange.policy) % all.len()];
+    let facts = policy.inspect_request(&mut Request(&exchange));
+    policy.delivery(&facts, &mut Request(&exchange));
+    let mut early = Response {
+        status: exchange.status,
+        headers: Vec::new(),
+    };
+    policy.apply_before_upstream(&facts, &mut early);
+    let mut response = Response {
+        status: exchange.status,
+        headers: exchange.response_headers.clone(),
+    };
+    policy.apply_response(&facts, &mut response, &mut Counted);
+    if let Some(collector) = &policy.report_collector {
+        let mut request = Request(&exchange);
+        collector.admit(
+            request.host_and_path().1,
+            Some(&exchange.method),
+            first(&exchange.request_headers, "content-type"),
+            first(&exchange.request_headers, "content-length"),
+        );
+        let mut lines = Vec::new();
+        let _ = collector.collect(
+            &exchange.report,
+            &mut OriginBook::default(),
+            &mut Counted,
+            &mut |l: &str| lines.push(l.to_string()),
+        );
+        for line in lines {
+            assert!(
+                line.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+                "{line:?}"
+            );
+        }
+    }
+});

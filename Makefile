@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
-.PHONY: all build venv certs tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: soak all build venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -54,6 +54,11 @@ $(CERTS): envoy-test/make_certs.sh
 tools:
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
 
+## browser-tools: Debian's Chromium for the browser tests, and certutil to make it trust the test CA
+browser-tools:
+	@command -v chromium >/dev/null && command -v certutil >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq chromium libnss3-tools >/dev/null; }
+
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
@@ -70,7 +75,7 @@ lint:
 unit:
 	cargo test --locked
 
-e2e: build $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs
+e2e: build $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 
@@ -117,6 +122,12 @@ bench: build venv
 	done
 	@mkdir -p .work
 	$(PY) bench/run.py
+
+## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
+soak: $(ALLOC_COUNT_WASM) venv
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@mkdir -p .work
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf target dist $(VENV) envoy-test/certs .work

@@ -5,6 +5,7 @@ strong ETags and private caching, a favicon without Content-Type, the mobile dis
 WebSocket) plus a few test switches:
   --helmet or request header `X-Upstream-Helmet: on`  also send the CSP/HSTS/X-Frame-Options helmet would
   request header `X-Upstream-Extra: name=value`        add that response header verbatim
+  /hostile?many=200&big=65536&dupes=1&untyped=1&hints=1 odd but legal responses (see hostile())
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import browser_pages
 
 HELMET = [
     ("Content-Security-Policy",
@@ -121,6 +124,11 @@ class ImmichLike(BaseHTTPRequestHandler):
             self.websocket()
         elif path == "/api/download/archive":
             self.archive()
+        elif path == "/hostile":
+            self.hostile()
+        elif (page := browser_pages.page(path, self.query)) is not None:
+            status, body, content_type, headers = page
+            self.send(status, body, content_type, headers)
         else:
             self.json(404, {"message": "Not Found"})
 
@@ -158,6 +166,22 @@ class ImmichLike(BaseHTTPRequestHandler):
 
     def json(self, status: int, value: object) -> None:
         self.send(status, json.dumps(value).encode(), "application/json; charset=utf-8")
+
+    def hostile(self) -> None:
+        """An HTML page with what a careless or hostile upstream sends, chosen by query: `many` extra headers,
+        one value of `big` bytes, security headers twice in mixed case (`dupes`), no Content-Type (`untyped`),
+        a 103 Early Hints before the answer (`hints`)."""
+        number = lambda name: min(int(self.query.get(name, ["0"])[0] or 0), 1 << 20)  # noqa: E731
+        headers: list[tuple[str, str | bytes]] = [(f"X-Extra-{i}", f"value-{i}") for i in range(number("many"))]
+        if number("big"):
+            headers.append(("X-Big", "b" * number("big")))
+        if number("dupes"):
+            headers += [("X-Frame-Options", "DENY"), ("x-frame-options", "ALLOWALL"),
+                        ("Strict-Transport-Security", "max-age=1"), ("STRICT-TRANSPORT-SECURITY", "max-age=2"),
+                        ("X-Content-Type-Options", "nosniff"), ("x-content-type-options", "sniff-please")]
+        if number("hints"):
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </custom.css>; rel=preload; as=style\r\n\r\n")
+        self.send(200, SPA_HTML, None if number("untyped") else "text/html; charset=utf-8", headers)
 
     # --- media, downloads, WebSocket --------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ pub const RESPONSE_HEADERS: u32 = 2;
 const REQUEST_BODY: u32 = 0;
 const STATUS_OK: u32 = 0;
 const METRIC_COUNTER: u32 = 0;
+#[cfg(feature = "alloc-count")]
+const METRIC_GAUGE: u32 = 1;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -48,6 +50,8 @@ extern "C" {
     ) -> u32;
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    #[cfg(feature = "alloc-count")]
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
     fn proxy_get_log_level(level: *mut u32) -> u32;
 }
 
@@ -57,6 +61,21 @@ pub fn define_counter(name: &str) -> Option<u32> {
     // SAFETY: the host reads `name` from a live &str and writes one u32.
     let status = unsafe { proxy_define_metric(METRIC_COUNTER, name.as_ptr(), name.len(), &mut id) };
     (status == STATUS_OK).then_some(id)
+}
+
+/// A gauge named `name`, for the test build's memory figures.
+#[cfg(feature = "alloc-count")]
+pub fn define_gauge(name: &str) -> Option<u32> {
+    let mut id = 0u32;
+    // SAFETY: the host reads `name` from a live &str and writes one u32.
+    let status = unsafe { proxy_define_metric(METRIC_GAUGE, name.as_ptr(), name.len(), &mut id) };
+    (status == STATUS_OK).then_some(id)
+}
+
+#[cfg(feature = "alloc-count")]
+pub fn record_gauge(id: u32, value: u64) {
+    // SAFETY: a plain host call.
+    unsafe { proxy_record_metric(id, value) };
 }
 
 pub fn increment_counter(id: u32, by: i64) {

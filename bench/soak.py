@@ -1,0 +1,163 @@
+"""`make soak`: at least 1,000,000 requests through real Envoy with the `immich` preset and the CSP report
+collector, a mix of normal traffic and valid, malformed and oversized reports. Passes when no response fails
+(no 5xx, no socket error) and the guest's linear memory and Envoy's resident memory stay flat after warm-up.
+
+Uses the `alloc-count` build (the shipped code plus a heap counter and a linear-memory gauge). Prints a line per
+chunk and writes bench/soak.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "envoy-test"))
+
+from envoy_runner import Envoy, Upstream, work_dir  # noqa: E402
+from http_client import request  # noqa: E402
+
+MODULE = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"
+POLICY = json.dumps({"csp_reports": {}, "rules": [
+    {"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"]}]})
+REPORT = json.dumps({"csp-report": {"document-uri": "http://immich.test/photos", "effective-directive": "img-src",
+                                    "blocked-uri": "https://tiles.example/1.png", "disposition": "report"}})
+# One in three requests is a report; of those, most are hostile. Statuses are what each kind must get.
+MIX = [
+    ("GET", "/", None, None, 200),
+    ("GET", "/api/server/ping", None, None, 200),
+    ("GET", "/api/assets/a/thumbnail?size=4096", None, None, 200),
+    ("GET", "/_app/immutable/app.js", None, None, 200),
+    ("GET", "/favicon.ico", None, None, 200),
+    ("GET", "/nope", None, None, 404),
+    ("POST", "/.well-known/csp-report", "application/csp-report", REPORT, 204),
+    ("POST", "/.well-known/csp-report", "application/csp-report", "{\"csp-report\": [1, 2", 400),
+    ("POST", "/.well-known/csp-report", "application/csp-report", "x" * 70_000, 413),
+    ("POST", "/.well-known/csp-report", "text/plain", REPORT, 415),
+    ("POST", "/.well-known/csp-report", "application/reports+json",
+     json.dumps([{"type": "csp-violation", "body": {"effectiveDirective": "connect-src",
+                                                    "blockedURL": f"https://h{i}.example/"}} for i in range(40)]), 204),
+    ("GET", "/.well-known/csp-report", None, None, 405),
+]
+
+WRK_SCRIPT = """
+local mix = %(mix)s
+local i = 0
+local expected = {}
+for _, m in ipairs(mix) do expected[m[5]] = true end
+local statuses = {}
+request = function()
+  i = i %% #mix + 1
+  local m = mix[i]
+  local headers = {["Host"] = "immich.test"}
+  if m[3] then headers["Content-Type"] = m[3] end
+  return wrk.format(m[1], m[2], headers, m[4])
+end
+response = function(status)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+done = function(summary, latency, requests)
+  io.write("statuses ")
+  for status, count in pairs(statuses) do io.write(status, "=", count, " ") end
+  io.write("\\n")
+end
+"""
+
+
+def lua_string(value: str | None) -> str:
+    return "nil" if value is None else json.dumps(value)
+
+
+def wrk_script(path: Path) -> None:
+    rows = ",".join(f"{{{json.dumps(m)}, {json.dumps(p)}, {lua_string(t)}, {lua_string(b)}, {s}}}"
+                    for m, p, t, b, s in MIX)
+    path.write_text(WRK_SCRIPT % {"mix": "{" + rows + "}"})
+
+
+def stat(envoy: Envoy, name: str) -> int:
+    with urllib.request.urlopen(f"{envoy.admin}/stats?filter=^{re.escape(name)}$") as r:
+        values = [int(v) for v in re.findall(r": (\d+)", r.read().decode())]
+    return max(values) if "memory" in name else sum(values)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--chunk-seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: `make soak` installs it with apt")
+    if not MODULE.exists():
+        raise SystemExit(f"{MODULE} is missing: `make soak` builds it")
+    workdir = work_dir("soak")
+    script = workdir / "mix.lua"
+    wrk_script(script)
+    expected = {str(status) for *_, status in MIX}
+    samples = []
+    with Upstream() as upstream, Envoy(POLICY, upstream.port, wasm=MODULE) as envoy:
+        for method, path, content_type, body, status in MIX:  # each kind answers as expected before the load
+            headers = {"Content-Type": content_type, "Content-Length": str(len(body))} if body else {}
+            got = request(envoy.ports["http"], path, method=method, headers=headers,
+                          body=body.encode() if body else None).status
+            if got != status:
+                raise SystemExit(f"{method} {path}: {got}, expected {status}")
+        total, failed, started = 0, 0, time.monotonic()
+        while total < args.requests:
+            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.chunk_seconds}s", "-s",
+                                  str(script), envoy.http], capture_output=True, text=True, check=True).stdout
+            count = int(re.search(r"(\d+) requests in", out).group(1))
+            errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+            statuses = dict(pair.split("=") for pair in re.search(r"statuses (.*)", out).group(1).split())
+            unexpected = sum(int(n) for s, n in statuses.items() if s not in expected)
+            socket_errors = sum(int(n) for n in errors.groups()) if errors else 0
+            total += count
+            failed += unexpected + socket_errors
+            sample = {"requests": total, "rps": round(count / args.chunk_seconds),
+                      "failed": unexpected + socket_errors, "statuses": statuses,
+                      "envoy_rss_kib": rss_kib(envoy.process.pid),
+                      "guest_linear_memory_bytes": stat(envoy, "wasmcustom.secure_headers.linear_memory_bytes"),
+                      "guest_heap_allocations": stat(envoy, "wasmcustom.secure_headers.heap_allocations"),
+                      "reports_accepted": stat(envoy, "wasmcustom.secure_headers.csp_reports.accepted"),
+                      "reports_rejected": sum(stat(envoy, f"wasmcustom.secure_headers.csp_reports.rejected.{r}")
+                                              for r in ("malformed", "too_large", "media_type", "method"))}
+            samples.append(sample)
+            print(f"{total:>9,} requests  {sample['rps']:>6,}/s  failed {sample['failed']}  "
+                  f"envoy RSS {sample['envoy_rss_kib'] / 1024:.1f} MiB  "
+                  f"guest memory {sample['guest_linear_memory_bytes'] / 1048576:.2f} MiB  "
+                  f"heap allocations {sample['guest_heap_allocations']:,}", flush=True)
+        blocked = stat(envoy, "wasmcustom.secure_headers.csp_reports.blocked.other")
+        elapsed = time.monotonic() - started
+    warm = samples[1] if len(samples) > 1 else samples[0]
+    last = samples[-1]
+    result = {
+        "requests": total, "seconds": round(elapsed), "failed": failed,
+        "envoy_rss_kib_after_warmup": warm["envoy_rss_kib"], "envoy_rss_kib_end": last["envoy_rss_kib"],
+        "guest_memory_after_warmup": warm["guest_linear_memory_bytes"],
+        "guest_memory_end": last["guest_linear_memory_bytes"],
+        "blocked_origin_counters_beyond_32_counted_as_other": blocked, "samples": samples,
+    }
+    (ROOT / "bench" / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
+    rss_growth = (last["envoy_rss_kib"] - warm["envoy_rss_kib"]) / 1024
+    print(f"\n{total:,} requests in {elapsed:.0f} s, {failed} failed; after warm-up Envoy RSS "
+          f"{warm['envoy_rss_kib'] / 1024:.1f} -> {last['envoy_rss_kib'] / 1024:.1f} MiB ({rss_growth:+.1f}), guest "
+          f"memory {warm['guest_linear_memory_bytes']:,} -> {last['guest_linear_memory_bytes']:,} bytes")
+    flat = last["guest_linear_memory_bytes"] == warm["guest_linear_memory_bytes"] and rss_growth < 8
+    return 0 if failed == 0 and flat else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

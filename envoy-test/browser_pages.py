@@ -1,0 +1,92 @@
+"""Pages for the headless-browser tests (tests/e2e/test_in_browser.py), served by upstream.py under /browser/.
+
+Each page records what worked in `window.results`, which the tests read; nothing here depends on the proxy."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+# A 1x1 PNG and a 0.1 s silent 8 kHz WAV: the smallest real image and audio a browser decodes.
+PNG = base64.b64encode(base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")).decode()
+WAV = base64.b64encode(
+    b"RIFF" + (36 + 800).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+    + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (8000).to_bytes(4, "little")
+    + (8000).to_bytes(4, "little") + (1).to_bytes(2, "little") + (8).to_bytes(2, "little")
+    + b"data" + (800).to_bytes(4, "little") + bytes([128]) * 800).decode()
+
+FRAMED = """<!doctype html><title>framed</title><p>framed page</p>
+<script>parent.postMessage('framed-rendered', '*');</script>"""
+
+EMBED = """<!doctype html><title>embed</title>
+<script>window.results = {framed: false};
+addEventListener('message', e => { if (e.data === 'framed-rendered') window.results.framed = true; });</script>
+<iframe src="%s"></iframe>"""
+
+NOSNIFF = """<!doctype html><title>nosniff</title>
+<script>window.results = {plainRan: false};</script>
+<script src="/browser/plain.js"></script>"""
+
+PLAIN_JS = "window.results.plainRan = true;\n"
+
+# Shaped like Immich's web client: a theme script and a bootstrap script inline, inline styles, WebAssembly, a
+# blob: worker, blob: media, the Socket.IO WebSocket and a fetch to the map tile server (a second origin).
+IMMICH_LIKE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Immich-like</title>
+<style>body { font-family: sans-serif; }</style>
+<script>document.documentElement.dataset.theme = 'dark'; window.results = {theme: true};</script>
+</head><body><div id="app" style="color: #333">loading</div>
+<script>
+(() => {
+  const done = (name) => { window.results[name] = true; };
+  const fail = (name, e) => { window.results[name] = 'failed: ' + e; };
+  const bytes = (b64) => Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  done('bootstrap');
+  // The smallest valid module: needs 'wasm-unsafe-eval'.
+  WebAssembly.instantiate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])).then(() => done('wasm'), e => fail('wasm', e));
+  try {
+    const worker = new Worker(URL.createObjectURL(new Blob(['postMessage(42)'], {type: 'text/javascript'})));
+    worker.onmessage = () => done('worker');
+    worker.onerror = (e) => fail('worker', e.message);
+  } catch (e) { fail('worker', e); }
+  const img = new Image();
+  img.onload = () => done('blobImage');
+  img.onerror = () => fail('blobImage', 'error');
+  img.src = URL.createObjectURL(new Blob([bytes('%(png)s')], {type: 'image/png'}));
+  const audio = document.createElement('audio');
+  audio.onloadedmetadata = () => done('blobMedia');
+  audio.onerror = () => fail('blobMedia', 'error');
+  audio.src = URL.createObjectURL(new Blob([bytes('%(wav)s')], {type: 'audio/wav'}));
+  const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
+                           + '/api/socket.io/?EIO=4&transport=websocket');
+  ws.onopen = () => ws.send('2probe');
+  ws.onmessage = (e) => { if (e.data === '2probe') done('websocket'); ws.close(); };
+  ws.onerror = () => fail('websocket', 'error');
+  fetch(%(tiles)s + '/browser/tile.json').then(r => r.json()).then(j => j.tile && done('tiles'), e => fail('tiles', e));
+  document.getElementById('app').textContent = 'ready';
+})();
+</script></body></html>"""
+
+STEPS = ["theme", "bootstrap", "wasm", "worker", "blobImage", "blobMedia", "websocket", "tiles"]
+
+
+def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[tuple[str, str]]] | None:
+    """(status, body, content type, extra headers) for a /browser/ path, or None for any other path."""
+    if path == "/browser/framed":
+        return 200, FRAMED.encode(), "text/html; charset=utf-8", []
+    if path == "/browser/embed":
+        target = query.get("src", ["/browser/framed"])[0]
+        return 200, (EMBED % html.escape(target, quote=True)).encode(), "text/html; charset=utf-8", []
+    if path == "/browser/nosniff":
+        return 200, NOSNIFF.encode(), "text/html; charset=utf-8", []
+    if path == "/browser/plain.js":
+        return 200, PLAIN_JS.encode(), "text/plain; charset=utf-8", []
+    if path == "/browser/immich":
+        tiles = json.dumps(query.get("tiles", [""])[0])
+        body = IMMICH_LIKE % {"png": PNG, "wav": WAV, "tiles": tiles}
+        return 200, body.encode(), "text/html; charset=utf-8", [("Cache-Control", "no-store")]
+    if path == "/browser/tile.json":
+        return 200, b'{"tile": true}', "application/json", [("Access-Control-Allow-Origin", "*")]
+    return None

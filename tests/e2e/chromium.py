@@ -1,0 +1,86 @@
+"""Debian's Chromium, headless, driven by Playwright, for the browser tests.
+
+Each `Chromium` has its own HOME (whose NSS database trusts the test CA, so https to the test names is a valid
+certificate: browsers ignore HSTS on certificate errors) and maps the test host names to loopback with
+`--host-resolver-rules`, including ports 80/443 to the proxy's listeners, so that HSTS upgrades
+http://immich.test/ to https://immich.test/ exactly as for a real site (IP literals never get HSTS)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from envoy_runner import CERTS, work_dir
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google on a machine with no route out.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-default-apps", "--metrics-recording-only",
+         "--autoplay-policy=no-user-gesture-required"]
+NAMES = ["immich.test", "other.test", "fresh.immich.test"]
+
+# Runs before any script of the page: records every CSP violation the page raises.
+RECORD_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
+  {directive: e.effectiveDirective, blocked: e.blockedURI, disposition: e.disposition}));
+"""
+
+
+def trust_test_ca(home: Path) -> None:
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    certutil = shutil.which("certutil")
+    if not certutil:
+        raise RuntimeError("certutil is missing: `make browser-tools` installs libnss3-tools")
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "secure-headers-test-ca",
+                    "-i", str(CERTS / "ca.crt")], check=True)
+
+
+class Chromium:
+    """One headless browser whose test names reach the proxy at `http_port` (as port 80) and `https_port` (443)."""
+
+    def __init__(self, http_port: int, https_port: int):
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(f"{CHROMIUM} is missing: `make browser-tools` installs Debian's chromium")
+        self.home = work_dir("chromium")
+        trust_test_ca(self.home)
+        rules = []
+        for name in NAMES:
+            rules += [f"MAP {name}:80 127.0.0.1:{http_port}", f"MAP {name}:443 127.0.0.1:{https_port}",
+                      f"MAP {name} 127.0.0.1"]
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=FLAGS + [f"--host-resolver-rules={', '.join(rules)}"],
+            env={"HOME": str(self.home), "PATH": "/usr/bin:/bin"})
+        self.context = self.browser.new_context()
+        self.context.add_init_script(RECORD_VIOLATIONS)
+        self.console: list[str] = []
+
+    def open(self, url: str, wait_for: str | None = None, timeout_ms: int = 10_000) -> Page:
+        """Opens `url` in a new tab; waits for the JS expression `wait_for` to be true when given."""
+        page = self.context.new_page()
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        if wait_for:
+            page.wait_for_function(wait_for, timeout=timeout_ms)
+        return page
+
+    @staticmethod
+    def violations(page: Page) -> list[dict]:
+        return page.evaluate("window.__violations")
+
+    def close(self) -> None:
+        self.context.close()
+        self.browser.close()
+        self.playwright.stop()
+
+    def __enter__(self) -> "Chromium":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

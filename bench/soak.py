@@ -48,10 +48,11 @@ MIX = [
 
 WRK_SCRIPT = """
 local mix = %(mix)s
-local i = 0
-local expected = {}
-for _, m in ipairs(mix) do expected[m[5]] = true end
-local statuses = {}
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+-- Per thread (each runs its own Lua state); done() gathers them.
+i = 0
+statuses = {}
 request = function()
   i = i %% #mix + 1
   local m = mix[i]
@@ -63,8 +64,12 @@ response = function(status)
   statuses[status] = (statuses[status] or 0) + 1
 end
 done = function(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do total[status] = (total[status] or 0) + count end
+  end
   io.write("statuses ")
-  for status, count in pairs(statuses) do io.write(status, "=", count, " ") end
+  for status, count in pairs(total) do io.write(status, "=", count, " ") end
   io.write("\\n")
 end
 """
@@ -122,6 +127,8 @@ def main() -> int:
             count = int(re.search(r"(\d+) requests in", out).group(1))
             errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
             statuses = dict(pair.split("=") for pair in re.search(r"statuses (.*)", out).group(1).split())
+            if sum(int(n) for n in statuses.values()) < count * 0.99:
+                raise SystemExit(f"wrk counted statuses for fewer responses than it sent:\n{out}")
             unexpected = sum(int(n) for s, n in statuses.items() if s not in expected)
             socket_errors = sum(int(n) for n in errors.groups()) if errors else 0
             total += count

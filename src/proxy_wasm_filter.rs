@@ -274,6 +274,9 @@ mod allocation_metric {
         if delta > 0 {
             increment_counter(allocations, i64::try_from(delta).unwrap_or(i64::MAX));
         }
-        record_gauge(memory, core::arch::wasm32::memory_size(0) as u64 * WASM_PAGE);
+        record_gauge(
+            memory,
+            core::arch::wasm32::memory_size(0) as u64 * WASM_PAGE,
+        );
     }
 }

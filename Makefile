@@ -13,7 +13,7 @@ ALLOC_COUNT_WASM := dist/alloc-count/secure_headers.wasm
 TRAP_WASM := dist/trap-proxy-wasm/secure_headers.wasm dist/trap-http-wasm/secure_headers.wasm
 # cargo-fuzz needs nightly flags; this machine has only the stable toolchain, which accepts them with this.
 FUZZ := RUSTC_BOOTSTRAP=1 cargo fuzz
-FUZZ_TARGETS := policy_parse response_decision
+FUZZ_TARGETS := policy_parse response_decision inline_scripts
 FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt

@@ -141,6 +141,21 @@ impl Csp {
         }
     }
 
+    /// This policy with `'unsafe-inline'` taken out of script-src and script-src-elem and `slot` put in their
+    /// place; None when it has neither directive.
+    pub fn with_script_slot(&self, slot: &str) -> Option<Csp> {
+        let mut slotted = self.clone();
+        let mut found = false;
+        for (name, sources) in &mut slotted.directives {
+            if *name == "script-src" || *name == "script-src-elem" {
+                sources.retain(|s| s != "'unsafe-inline'" && s != "'none'");
+                sources.push(slot.to_string());
+                found = true;
+            }
+        }
+        found.then_some(slotted)
+    }
+
     /// The header value; `upgrade-insecure-requests` only when the request came over https, because on a
     /// plain-http site it would send the browser to a port that does not answer.
     pub fn render(&self, https: bool) -> String {

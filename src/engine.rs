@@ -2,6 +2,7 @@
 //! Nothing here formats or allocates; every name and value is borrowed from the compiled policy.
 
 use crate::host::{RequestView, ResponseHeaders};
+use crate::inline_hashing::{Fallback, DOCUMENTS_HASHED, SCRIPTS_HASHED};
 use crate::matcher::{media_type, path_extension, strip_query};
 use crate::metrics::Metrics;
 use crate::observe::Observing;
@@ -101,6 +102,78 @@ impl Policy {
             apply_rule(rule, self, facts, status, media, &mut observing);
         } else {
             apply_rule(rule, self, facts, status, media, response);
+        }
+        Some(index)
+    }
+}
+
+impl Policy {
+    /// Whether a rule that may apply to this request hashes inline scripts, so the host must hold the whole
+    /// document (and should ask the upstream for it uncompressed).
+    pub fn wants_document_body(&self, facts: &RequestFacts) -> bool {
+        self.rules.iter().enumerate().any(|(i, rule)| {
+            facts.candidate_rules & (1u128 << i) != 0
+                && rule.inline_hashes.is_some()
+                && !rule.observe
+        })
+    }
+
+    /// `apply_response` for a complete document: a rule with `inline_script_hashes` then replaces its static
+    /// CSP with one that allows exactly the inline scripts in `body` (which is never changed).
+    pub fn apply_document(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+        body: &[u8],
+        metrics: &mut impl Metrics,
+    ) -> Option<usize> {
+        let upstream_csp = response.header("content-security-policy").is_some();
+        let upstream_report_only = response
+            .header("content-security-policy-report-only")
+            .is_some();
+        let index = self.apply_response(facts, response, metrics)?;
+        let rule = self.rules.get(index)?;
+        let hashing = rule.inline_hashes.as_ref().filter(|_| !rule.observe)?;
+        let mut media_buf = [0u8; MEDIA_TYPE_BUF];
+        let media = copy_media_type(response.header("content-type"), &mut media_buf);
+        let is_html = media
+            .and_then(|len| media_buf.get(..len))
+            .is_some_and(|m| m.eq_ignore_ascii_case(b"text/html"));
+        let status_ok = response.status().is_some_and(|s| (200..300).contains(&s));
+        if !is_html || !status_ok {
+            return Some(index);
+        }
+        let upstream_had = if hashing.header.ends_with("report-only") {
+            upstream_report_only
+        } else {
+            upstream_csp
+        };
+        let kept_upstream = upstream_had
+            && rule
+                .writes
+                .iter()
+                .any(|w| *w.name == *hashing.header && w.mode == WriteMode::SetIfAbsent);
+        let outcome = if kept_upstream {
+            Err(Fallback::UpstreamCsp)
+        } else {
+            let content_type = response.header("content-type").map(<[u8]>::to_vec);
+            let encoding = response.header("content-encoding").map(<[u8]>::to_vec);
+            hashing.csp_for(
+                facts.https,
+                body,
+                content_type.as_deref(),
+                encoding.as_deref(),
+            )
+        };
+        match outcome {
+            Ok((csp, scripts)) => {
+                response.set(hashing.header, &csp);
+                metrics.increment(DOCUMENTS_HASHED);
+                for _ in 0..scripts {
+                    metrics.increment(SCRIPTS_HASHED);
+                }
+            }
+            Err(fallback) => metrics.increment(fallback.counter()),
         }
         Some(index)
     }

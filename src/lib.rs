@@ -20,6 +20,8 @@ pub mod engine;
 pub mod error;
 pub mod header_syntax;
 pub mod host;
+pub mod inline_hashing;
+pub mod inline_scripts;
 pub mod matcher;
 pub mod metrics;
 pub mod observe;

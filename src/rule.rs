@@ -3,6 +3,7 @@
 use crate::csp::{check_ancestors, Csp};
 use crate::error::ConfigError;
 use crate::header_syntax::{header_name, header_value};
+use crate::inline_hashing::{self, InlineHashing};
 use crate::matcher::{path_prefix, Matcher, MediaPattern};
 use crate::presets::OWASP_REMOVE;
 use crate::report_collector::ReportCollector;
@@ -83,6 +84,8 @@ pub struct Write {
 #[derive(Debug)]
 pub struct Rule {
     pub name: Box<str>,
+    /// Where the rule is in the policy (`rules[2]`, or empty for the top level), for errors found later.
+    pub path: Box<str>,
     pub matcher: Matcher,
     /// Observe mode: every change is counted, none is made.
     pub observe: bool,
@@ -95,6 +98,8 @@ pub struct Rule {
     pub keep_upstream_content_type: bool,
     /// Path prefixes whose responses are never held by hosts that must buffer to edit headers (Traefik).
     pub streaming_paths: Vec<Box<str>>,
+    /// `inline_script_hashes`: the per-document CSP with the hashes of its inline scripts.
+    pub inline_hashes: Option<InlineHashing>,
 }
 
 #[derive(Debug)]
@@ -137,7 +142,7 @@ impl Rule {
             let value = render_hsts(&field("hsts"), hsts)?;
             writes.set("strict-transport-security", value, SchemeScope::HttpsOnly);
         }
-        compile_framing_and_csp(&field, layer, reports, &mut writes)?;
+        let inline_hashes = compile_framing_and_csp(&field, layer, reports, &mut writes)?;
         if let Some(Toggle::On(policy)) = &layer.referrer_policy {
             let value = check_referrer_policy(&field("referrer_policy"), policy)?;
             writes.set("referrer-policy", value, SchemeScope::Any);
@@ -278,6 +283,7 @@ impl Rule {
 
         Ok(Rule {
             name: name.into(),
+            path: path.into(),
             matcher,
             observe: layer.mode == Some(Mode::Observe),
             removals,
@@ -286,6 +292,7 @@ impl Rule {
             keep_upstream_cache_control: keep.iter().any(|k| &**k == "cache-control"),
             content_types,
             keep_upstream_content_type: keep.iter().any(|k| &**k == "content-type"),
+            inline_hashes,
             streaming_paths: layer
                 .streaming_paths
                 .iter()
@@ -384,7 +391,7 @@ fn compile_framing_and_csp(
     layer: &Layer,
     reports: Option<&ReportCollector>,
     writes: &mut Writes,
-) -> Result<(), ConfigError> {
+) -> Result<Option<InlineHashing>, ConfigError> {
     let ancestors = match &layer.frame_ancestors {
         Some(Toggle::On(sources)) => {
             check_ancestors(&field("frame_ancestors"), sources)?;
@@ -393,6 +400,7 @@ fn compile_framing_and_csp(
         _ => None,
     };
     let mut enforced = Csp::default();
+    let mut report_only = None;
     if let Some(Toggle::On(spec)) = &layer.content_security_policy {
         let path = field("content_security_policy");
         let Some(directives) = &spec.directives else {
@@ -414,6 +422,7 @@ fn compile_framing_and_csp(
                 csp.render(true),
                 csp.render(false),
             );
+            report_only = Some(csp);
         } else {
             enforced = csp;
         }
@@ -451,7 +460,49 @@ fn compile_framing_and_csp(
             writes.set("reporting-endpoints", endpoint, SchemeScope::Any);
         }
     }
-    Ok(())
+    let Some(Toggle::On(spec)) = &layer.inline_script_hashes else {
+        return Ok(None);
+    };
+    let path = field("inline_script_hashes");
+    let (header, csp) = match &report_only {
+        Some(csp) => ("content-security-policy-report-only", csp),
+        None => ("content-security-policy", &enforced),
+    };
+    let Some(slotted) = csp.with_script_slot(inline_hashing::SLOT) else {
+        return Err(ConfigError::new(
+            path,
+            "needs a content_security_policy with a script-src (or script-src-elem) directive",
+        ));
+    };
+    let limit =
+        |name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let value = value.unwrap_or(default);
+            if range.contains(&value) {
+                Ok(usize::try_from(value).unwrap_or(usize::MAX))
+            } else {
+                Err(ConfigError::new(
+                    format!("{path}.{name}"),
+                    format!("{value} is outside {}..={}", range.start(), range.end()),
+                ))
+            }
+        };
+    Ok(Some(InlineHashing {
+        header,
+        https: InlineHashing::split(&slotted.render(true)),
+        http: InlineHashing::split(&slotted.render(false)),
+        max_scripts: limit(
+            "max_scripts",
+            spec.max_scripts,
+            inline_hashing::DEFAULT_MAX_SCRIPTS,
+            1..=64,
+        )?,
+        max_body_bytes: limit(
+            "max_body_bytes",
+            spec.max_body_bytes,
+            inline_hashing::DEFAULT_MAX_BODY_BYTES,
+            1024..=inline_hashing::MAX_BODY_BYTES_LIMIT,
+        )?,
+    }))
 }
 
 /// Points a CSP at the built-in collector unless the policy names its own report destination.

@@ -41,6 +41,7 @@ pub struct Layer {
     pub keep_upstream: Option<Vec<String>>,
     pub headers: Option<KeyedMap<Toggle<HeaderSpec>>>,
     pub streaming_paths: Option<Vec<String>>,
+    pub inline_script_hashes: Option<Toggle<InlineHashSpec>>,
 }
 
 #[derive(Deserialize, Default, Clone, Debug)]
@@ -84,6 +85,21 @@ impl<'de> Deserialize<'de> for Mode {
                 "`{other}` is not a mode: use \"enforce\" or \"observe\""
             ))),
         }
+    }
+}
+
+/// Hash a document's inline scripts into its CSP instead of `'unsafe-inline'`.
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct InlineHashSpec {
+    pub max_scripts: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Merge for InlineHashSpec {
+    fn merge(&mut self, upper: Self) {
+        self.max_scripts.merge(upper.max_scripts);
+        self.max_body_bytes.merge(upper.max_body_bytes);
     }
 }
 
@@ -236,6 +252,7 @@ impl Layer {
         self.keep_upstream.merge(upper.keep_upstream);
         self.headers.merge(upper.headers);
         self.streaming_paths.merge(upper.streaming_paths);
+        self.inline_script_hashes.merge(upper.inline_script_hashes);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Policy x request x response: the per-response path (request inspection, Traefik's delivery decision, writes
-//! before the upstream, the response decision, observe mode) and the report collector never panic, and nothing
-//! they write can split a header.
+//! before the upstream, the response decision, observe mode, inline-script hashing of a document body) and the
+//! report collector never panic, and nothing they write can split a header.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -14,6 +14,7 @@ const POLICIES: &[&str] = &[
     r#"{"presets": ["immich"]}"#,
     r#"{"presets": ["strict"], "trusted_proto_header": "x-forwarded-proto"}"#,
     r#"{"mode": "observe", "presets": ["immich"], "remove_owasp_list": true}"#,
+    r#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 3, "max_body_bytes": 4096}}"#,
     r#"{"csp_reports": {"report_to": "csp"}, "rules": [
         {"name": "media", "match": {"hosts": ["*.example.com"], "paths": ["/api/assets/"],
          "content_types": ["image/*", "video/mp4"], "status": ["2xx", "304"]}, "presets": ["bundle-a"]},
@@ -133,7 +134,13 @@ fuzz_target!(|exchange: Exchange| {
         status: exchange.status,
         headers: exchange.response_headers.clone(),
     };
+    let mut document = Response {
+        status: exchange.status,
+        headers: exchange.response_headers.clone(),
+    };
     policy.apply_response(&facts, &mut response, &mut Counted);
+    // The body of a document: the report bytes double as one.
+    policy.apply_document(&facts, &mut document, &exchange.report, &mut Counted);
     if let Some(collector) = &policy.report_collector {
         let mut request = Request(&exchange);
         collector.admit(

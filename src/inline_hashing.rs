@@ -1,0 +1,124 @@
+//! A rule's `inline_script_hashes`: the CSP it sends for an HTML document, with the sha256 of each inline script
+//! the document runs in place of `'unsafe-inline'`, or the reason it falls back to the rule's static CSP.
+
+use crate::inline_scripts::{script_hashes, Unhashable};
+
+/// Default cap on inline scripts per document (Immich sends 2).
+pub const DEFAULT_MAX_SCRIPTS: u64 = 8;
+/// Default cap on the document size; a larger one gets the static CSP.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+pub const MAX_BODY_BYTES_LIMIT: u64 = 8 << 20;
+/// Marks where the hashes go in a rendered CSP.
+pub const SLOT: &str = "'secure-headers-script-hashes'";
+
+pub const DOCUMENTS_HASHED: &str = "inline_scripts.documents_hashed";
+pub const SCRIPTS_HASHED: &str = "inline_scripts.scripts_hashed";
+
+#[derive(Debug)]
+pub struct InlineHashing {
+    /// `content-security-policy`, or `-report-only` when the rule's CSP is report-only.
+    pub header: &'static str,
+    /// The CSP split where the hashes go, for https and for http requests.
+    pub https: Vec<Box<str>>,
+    pub http: Vec<Box<str>>,
+    pub max_scripts: usize,
+    pub max_body_bytes: usize,
+}
+
+/// Why a document got the static CSP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    TooLarge,
+    TooManyScripts,
+    NotUtf8,
+    ForeignContent,
+    Compressed,
+    UpstreamCsp,
+}
+
+impl Fallback {
+    pub fn counter(self) -> &'static str {
+        match self {
+            Fallback::TooLarge => "inline_scripts.fallback.too_large",
+            Fallback::TooManyScripts => "inline_scripts.fallback.too_many_scripts",
+            Fallback::NotUtf8 => "inline_scripts.fallback.not_utf8",
+            Fallback::ForeignContent => "inline_scripts.fallback.foreign_content",
+            Fallback::Compressed => "inline_scripts.fallback.compressed",
+            Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
+        }
+    }
+
+    pub const ALL: [Fallback; 6] = [
+        Fallback::TooLarge,
+        Fallback::TooManyScripts,
+        Fallback::NotUtf8,
+        Fallback::ForeignContent,
+        Fallback::Compressed,
+        Fallback::UpstreamCsp,
+    ];
+}
+
+impl From<Unhashable> for Fallback {
+    fn from(reason: Unhashable) -> Self {
+        match reason {
+            Unhashable::TooManyScripts => Fallback::TooManyScripts,
+            Unhashable::NotUtf8 => Fallback::NotUtf8,
+            Unhashable::ForeignContent => Fallback::ForeignContent,
+        }
+    }
+}
+
+impl InlineHashing {
+    /// Splits a rendered CSP (carrying SLOT) into the pieces around the hashes.
+    pub fn split(rendered: &str) -> Vec<Box<str>> {
+        rendered.split(&format!(" {SLOT}")).map(Box::from).collect()
+    }
+
+    /// The CSP for this document (and how many scripts it hashed), or why it gets the static one.
+    pub fn csp_for(
+        &self,
+        https: bool,
+        body: &[u8],
+        content_type: Option<&[u8]>,
+        content_encoding: Option<&[u8]>,
+    ) -> Result<(String, usize), Fallback> {
+        if content_encoding.is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity")) {
+            return Err(Fallback::Compressed);
+        }
+        if !charset_is_utf8(content_type) {
+            return Err(Fallback::NotUtf8);
+        }
+        if body.len() > self.max_body_bytes {
+            return Err(Fallback::TooLarge);
+        }
+        let hashes = script_hashes(body, self.max_scripts)?;
+        let sources: String = hashes.iter().map(|h| format!(" {h}")).collect();
+        let pieces = if https { &self.https } else { &self.http };
+        Ok((pieces.join(sources.as_str()), hashes.len()))
+    }
+}
+
+/// A charset parameter, when there is one, must be UTF-8 (the hashes are over the bytes as sent).
+fn charset_is_utf8(content_type: Option<&[u8]>) -> bool {
+    let Some(content_type) = content_type else {
+        return true;
+    };
+    content_type.split(|b| *b == b';').skip(1).all(|param| {
+        let param = param.trim_ascii();
+        match param.iter().position(|b| *b == b'=') {
+            Some(eq)
+                if param
+                    .get(..eq)
+                    .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"charset")) =>
+            {
+                let value = param.get(eq + 1..).unwrap_or_default().trim_ascii();
+                let value = value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value);
+                value.eq_ignore_ascii_case(b"utf-8") || value.eq_ignore_ascii_case(b"utf8")
+            }
+            _ => true,
+        }
+    })
+}

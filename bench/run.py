@@ -42,6 +42,14 @@ IMMICH = json.dumps({"presets": ["immich"]})
 UPSTREAM_HEADERS = [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"),
                     ("x-powered-by", "Express")]
 BODY = "<!doctype html><title>Immich</title>"
+# A 10 KiB page shaped like Immich's index.html: two inline scripts among markup, for inline_script_hashes.
+PAGE_10K = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Immich</title>"
+            "<script>document.documentElement.classList.add(localStorage.getItem('theme') || 'dark');</script>"
+            + "<link rel=\"modulepreload\" href=\"/_app/immutable/chunks/c.js\">" * 150
+            + "</head><body><div style=\"display: contents\"><script>{ __sveltekit = {base: ''}; "
+              "Promise.all([import('/_app/immutable/entry/start.js')]).then(([kit]) => kit.start()); }</script>"
+              "</div></body></html>")
+HASHING = json.dumps({"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2}})
 HOST = "immich.test"
 PROXY_CPU, LOAD_CPU = "0", "1"
 
@@ -82,9 +90,9 @@ def lua_filter(sets: list[tuple[str, str]], removes: list[str]) -> dict:
         "default_source_code": {"inline_string": code}}}
 
 
-def listener(name: str, port: int, filters: list[dict], extra_headers: int = 0) -> dict:
+def listener(name: str, port: int, filters: list[dict], extra_headers: int = 0, body: str = BODY) -> dict:
     headers = UPSTREAM_HEADERS + [(f"x-upstream-{i}", f"value-{i}") for i in range(extra_headers)]
-    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": BODY}},
+    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}},
              "response_headers_to_add": [{"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
                                          for k, v in headers]}
     return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
@@ -253,8 +261,9 @@ def bench_envoy(args, workdir: Path) -> dict:
 
 
 def bench_traefik(args, workdir: Path) -> dict:
-    upstream_port = free_port()
-    upstream = EnvoyProcess([listener("upstream", upstream_port, [])], LOAD_CPU, workdir)
+    upstream_port, page_port = free_port(), free_port()
+    upstream = EnvoyProcess([listener("upstream", upstream_port, []),
+                             listener("page", page_port, [], body=PAGE_10K)], LOAD_CPU, workdir)
     web, ping = free_port(), free_port()
     plugin = workdir / "plugins-local" / "src" / MODULE_NAME
     plugin.mkdir(parents=True, exist_ok=True)
@@ -267,11 +276,16 @@ def bench_traefik(args, workdir: Path) -> dict:
               "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME}}},
               "providers": {"file": {"filename": str(workdir / "dynamic.yml")}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
+    page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
     dynamic = {"http": {"routers": {
         "none": {"rule": "Host(`none.test`)", "service": "up"},
-        "plugin": {"rule": f"Host(`{HOST}`)", "service": "up", "middlewares": ["secure-headers"]}},
-        "middlewares": {"secure-headers": {"plugin": {PLUGIN_KEY: {"policy": IMMICH}}}},
-        "services": {"up": service}}}
+        "plugin": {"rule": f"Host(`{HOST}`)", "service": "up", "middlewares": ["secure-headers"]},
+        "page-none": {"rule": "Host(`page-none.test`)", "service": "page"},
+        "page-held": {"rule": "Host(`page-held.test`)", "service": "page", "middlewares": ["secure-headers"]},
+        "page-hashed": {"rule": "Host(`page-hashed.test`)", "service": "page", "middlewares": ["hashing"]}},
+        "middlewares": {"secure-headers": {"plugin": {PLUGIN_KEY: {"policy": IMMICH}}},
+                        "hashing": {"plugin": {PLUGIN_KEY: {"policy": HASHING}}}},
+        "services": {"up": service, "page": page}}}
     (workdir / "dynamic.yml").write_text(json.dumps(dynamic))
     (workdir / "traefik.yml").write_text(json.dumps(static))
     env = {**os.environ, "GOMAXPROCS": "1"}
@@ -313,11 +327,17 @@ def bench_traefik(args, workdir: Path) -> dict:
         if native_headers != held:
             raise RuntimeError(f"traefik headers middleware differs:\n{native_headers}\nvs\n{held}")
         print("traefik: native headers middleware and the plugin's held path produce identical headers; measuring")
+        hashed_csp = fetch_headers(web, "page-hashed.test", document).get("content-security-policy", "")
+        if hashed_csp.count("'sha256-") != 2:
+            raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
         targets = {
             "none": (web, "none.test", {}),
             "native headers middleware": (web, "native.test", {}),
             "secure-headers, streamed path": (web, HOST, {}),
             "secure-headers, held (buffered) HTML path": (web, HOST, document),
+            "none, 10 KiB page": (web, "page-none.test", {}),
+            "secure-headers, held, 10 KiB page": (web, "page-held.test", document),
+            "secure-headers, held + inline_script_hashes, 10 KiB page": (web, "page-hashed.test", document),
         }
         samples = run_rounds(targets, traefik.pid, args)
     finally:
@@ -351,7 +371,7 @@ def summarise(envoy: dict, traefik: dict) -> dict:
     ours = v["secure-headers (immich)"]["added_cpu_us_over_none"]
     t = traefik["variants"]
     for name in t:
-        t[name]["added_cpu_us_over_none"] = added(t, name, "none")
+        t[name]["added_cpu_us_over_none"] = added(t, name, "none, 10 KiB page" if "10 KiB" in name else "none")
     return {
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
         "ours_price_over_native_us": ours - native,

@@ -69,6 +69,23 @@ IMMICH_LIKE = """<!doctype html>
 })();
 </script></body></html>"""
 
+# For inline_script_hashes: two inline scripts that must run (the first one's text changes with ?v=), a script the
+# page builds at run time with inline text, and an event-handler attribute; the last two must be blocked.
+HASHED = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hashed</title>
+<script>window.results = {theme: '%(version)s'};</script>
+</head><body><button id="handler" onclick="window.results.onclick = true">click</button>
+<script>
+  window.results.bootstrap = true;
+  const injected = document.createElement('script');
+  injected.textContent = 'window.results.injected = true;';
+  document.head.appendChild(injected);
+</script></body></html>"""
+
+MANY_SCRIPTS = """<!doctype html><title>many</title>
+<script>window.results = {one: true};</script><script>window.results.two = true;</script>
+<script>window.results.three = true;</script>"""
+
 STEPS = ["theme", "bootstrap", "wasm", "worker", "blobImage", "blobMedia", "websocket", "tiles"]
 
 
@@ -87,6 +104,11 @@ def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[
         tiles = json.dumps(query.get("tiles", [""])[0])
         body = IMMICH_LIKE % {"png": PNG, "wav": WAV, "tiles": tiles}
         return 200, body.encode(), "text/html; charset=utf-8", [("Cache-Control", "no-store")]
+    if path == "/browser/hashed":
+        version = "".join(c for c in query.get("v", ["1"])[0] if c.isalnum())[:32]
+        return 200, (HASHED % {"version": version}).encode(), "text/html; charset=utf-8", []
+    if path == "/browser/many-scripts":
+        return 200, MANY_SCRIPTS.encode(), "text/html; charset=utf-8", []
     if path == "/browser/tile.json":
         return 200, b'{"tile": true}', "application/json", [("Access-Control-Allow-Origin", "*")]
     return None

@@ -203,6 +203,14 @@ pub extern "C" fn handle_request() -> i64 {
             Delivery::Held => {
                 // SAFETY: a plain host call; it applies to this request only.
                 unsafe { enable_features(FEATURE_BUFFER_RESPONSE) };
+                if policy.wants_document_body(&facts) {
+                    // Scripts are hashed over the bytes as sent: ask for them uncompressed.
+                    let (name, value) = ("accept-encoding", "identity");
+                    if let Some((n, v)) = name_value(name, value) {
+                        // SAFETY: the host reads `n` and `v` bytes from live &strs.
+                        unsafe { set_header_value(REQUEST, name.as_ptr(), n, value.as_ptr(), v) }
+                    }
+                }
                 (HELD << 32) | NEXT
             }
             Delivery::Streamed => {
@@ -226,8 +234,16 @@ pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
             // The instance handling the response may not be the one that saw the request (the host pools
             // instances), so the request-side facts are read again rather than remembered.
             let facts = policy.inspect_request(&mut TraefikRequest::default());
+            let mut response = TraefikResponse::default();
             with_metrics(|metrics, _| {
-                policy.apply_response(&facts, &mut TraefikResponse::default(), metrics);
+                if policy.wants_document_body(&facts) {
+                    // Reading the buffered body consumes it: it is written back unchanged.
+                    let body = read_body_of(RESPONSE, usize::MAX);
+                    policy.apply_document(&facts, &mut response, &body, metrics);
+                    write_response_body(&body);
+                } else {
+                    policy.apply_response(&facts, &mut response, metrics);
+                }
             });
         }
     });
@@ -253,7 +269,7 @@ fn answer_report(collector: &ReportCollector, request: &mut TraefikRequest) {
                 Err(rejection)
             }
             Admission::ReadBody | Admission::Pass => {
-                let body = read_request_body(collector.max_body_bytes.saturating_add(1));
+                let body = read_body_of(REQUEST, collector.max_body_bytes.saturating_add(1));
                 let mut log = |line: &str| write_log(LOG_INFO, &format!("secure-headers: {line}"));
                 collector
                     .collect(&body, origins, metrics, &mut log)
@@ -264,22 +280,38 @@ fn answer_report(collector: &ReportCollector, request: &mut TraefikRequest) {
     reply(outcome);
 }
 
-/// The request body, at most `max` bytes of it.
-fn read_request_body(max: usize) -> Vec<u8> {
-    let mut body = vec![0u8; max];
-    let mut len = 0;
-    while let Some(room) = body.get_mut(len..).filter(|r| !r.is_empty()) {
-        let limit = i32::try_from(room.len()).unwrap_or(i32::MAX);
+/// The request or response body, at most `max` bytes of it, read in chunks of at most 64 KiB.
+fn read_body_of(kind: i32, max: usize) -> Vec<u8> {
+    const CHUNK: usize = 64 * 1024;
+    let mut body = Vec::new();
+    while body.len() < max {
+        let len = body.len();
+        body.resize(len + CHUNK.min(max - len), 0);
+        let room = body.get_mut(len..).unwrap_or_default();
+        let room_len = room.len();
+        let limit = i32::try_from(room_len).unwrap_or(i32::MAX);
         // SAFETY: the host writes at most `limit` bytes into the unused tail of `body`.
-        let eof_len = unsafe { read_body(REQUEST, room.as_mut_ptr(), limit) };
+        let eof_len = unsafe { read_body(kind, room.as_mut_ptr(), limit) };
         let read = (eof_len & 0xffff_ffff) as usize;
-        len += read;
+        body.truncate(len + read.min(room_len));
         if eof_len >> 32 != 0 || read == 0 {
             break;
         }
     }
-    body.truncate(len);
     body
+}
+
+fn write_response_body(body: &[u8]) {
+    for chunk in body.chunks(1 << 20) {
+        // SAFETY: the host copies `chunk` from a live slice.
+        unsafe {
+            write_body(
+                RESPONSE,
+                chunk.as_ptr(),
+                i32::try_from(chunk.len()).unwrap_or(0),
+            )
+        }
+    }
 }
 
 fn reply(outcome: Result<(), Rejection>) {

@@ -79,7 +79,15 @@ impl RootContext for PolicyRoot {
         }
         let json = self.get_plugin_configuration().unwrap_or_default();
         let started = self.get_current_time();
-        match Policy::parse(&json) {
+        let parsed = Policy::parse(&json).and_then(|policy| {
+            policy
+                .refuse_inline_script_hashes(
+                    "not available in Envoy: a Wasm filter there cannot hold the response headers while it \
+                     reads the body (use it in Traefik, or leave it out)",
+                )
+                .map(|()| policy)
+        });
+        match parsed {
             Ok(policy) => {
                 let elapsed = self
                     .get_current_time()

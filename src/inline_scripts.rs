@@ -91,16 +91,22 @@ struct Scanner<'a> {
     at: usize,
 }
 
-struct StartTag<'a> {
-    name: Vec<u8>,
-    attributes: Vec<(Vec<u8>, &'a [u8])>,
+/// A tag as written: its name, and its attributes (kept only for `<script>`, the one tag whose attributes
+/// matter), both borrowed from the document and compared without case.
+struct Tag<'a> {
+    name: &'a [u8],
+    attributes: Vec<(&'a [u8], &'a [u8])>,
 }
 
-impl StartTag<'_> {
+impl Tag<'_> {
+    fn is(&self, name: &[u8]) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+
     fn attribute(&self, name: &[u8]) -> Option<&[u8]> {
         self.attributes
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
 }
@@ -144,7 +150,7 @@ impl<'a> Scanner<'a> {
                     self.at += 1;
                     if self.byte(self.at).is_some_and(|b| b.is_ascii_alphabetic()) {
                         let tag = self.tag();
-                        if (tag.name == b"svg" || tag.name == b"math") && foreign_depth > 0 {
+                        if (tag.is(b"svg") || tag.is(b"math")) && foreign_depth > 0 {
                             foreign_depth -= 1;
                         }
                     } else {
@@ -153,18 +159,20 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b) if b.is_ascii_alphabetic() => {
                     let tag = self.tag();
-                    match tag.name.as_slice() {
-                        b"svg" | b"math" => foreign_depth += 1,
-                        b"script" if foreign_depth > 0 => return Err(Unhashable::ForeignContent),
-                        b"script" => {
-                            let text = self.script_text();
-                            if executes(&tag) {
-                                return Ok(Some(text));
-                            }
+                    if tag.is(b"svg") || tag.is(b"math") {
+                        foreign_depth += 1;
+                    } else if tag.is(b"script") {
+                        if foreign_depth > 0 {
+                            return Err(Unhashable::ForeignContent);
                         }
-                        b"plaintext" => self.at = self.html.len(),
-                        name if TEXT_ONLY.contains(&name) => self.skip_text_until_end_tag(name),
-                        _ => {}
+                        let text = self.script_text();
+                        if executes(&tag) {
+                            return Ok(Some(text));
+                        }
+                    } else if tag.is(b"plaintext") {
+                        self.at = self.html.len();
+                    } else if let Some(name) = TEXT_ONLY.iter().find(|n| tag.is(n)) {
+                        self.skip_text_until_end_tag(name);
                     }
                 }
                 _ => {}
@@ -193,20 +201,21 @@ impl<'a> Scanner<'a> {
         self.at = end.map_or(self.html.len(), |e| self.at + e);
     }
 
-    /// A tag from its name to its `>`, with its attributes (names lower-cased, first one wins).
-    fn tag(&mut self) -> StartTag<'a> {
+    /// A tag from its name to its `>`; a script's attributes are kept (the first of a name wins).
+    fn tag(&mut self) -> Tag<'a> {
         let html = self.html;
-        let mut tag = StartTag {
-            name: Vec::new(),
-            attributes: Vec::new(),
-        };
+        let start = self.at;
         while let Some(b) = self.byte(self.at) {
             if b.is_ascii_whitespace() || b == b'/' || b == b'>' {
                 break;
             }
-            tag.name.push(b.to_ascii_lowercase());
             self.at += 1;
         }
+        let mut tag = Tag {
+            name: html.get(start..self.at).unwrap_or_default(),
+            attributes: Vec::new(),
+        };
+        let keep_attributes = tag.is(b"script");
         loop {
             while self
                 .byte(self.at)
@@ -222,19 +231,16 @@ impl<'a> Scanner<'a> {
                 }
                 Some(_) => {}
             }
-            let mut name = Vec::new();
+            let name_start = self.at;
             // The first character may be `=` (it is then part of the name), as in the tokenizer.
             while let Some(b) = self.byte(self.at) {
-                if b.is_ascii_whitespace()
-                    || b == b'/'
-                    || b == b'>'
-                    || (b == b'=' && !name.is_empty())
-                {
+                let first = self.at == name_start;
+                if b.is_ascii_whitespace() || b == b'/' || b == b'>' || (b == b'=' && !first) {
                     break;
                 }
-                name.push(b.to_ascii_lowercase());
                 self.at += 1;
             }
+            let name = html.get(name_start..self.at).unwrap_or_default();
             while self.byte(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
                 self.at += 1;
             }
@@ -265,7 +271,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            if !tag.attributes.iter().any(|(n, _)| *n == name) {
+            if keep_attributes && tag.attribute(name).is_none() {
                 tag.attributes.push((name, value));
             }
         }
@@ -354,7 +360,7 @@ impl<'a> Scanner<'a> {
 }
 
 /// Whether the browser runs this script element's inline text (and checks it against script-src).
-fn executes(tag: &StartTag) -> bool {
+fn executes(tag: &Tag) -> bool {
     if tag.attribute(b"src").is_some() {
         return false;
     }

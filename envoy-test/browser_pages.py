@@ -104,9 +104,9 @@ def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[
         tiles = json.dumps(query.get("tiles", [""])[0])
         body = IMMICH_LIKE % {"png": PNG, "wav": WAV, "tiles": tiles}
         return 200, body.encode(), "text/html; charset=utf-8", [("Cache-Control", "no-store")]
-    if path == "/browser/hashed":
+    if path in ("/browser/hashed", "/browser/drop-first"):
         version = "".join(c for c in query.get("v", ["1"])[0] if c.isalnum())[:32]
-        return 200, (HASHED % {"version": version}).encode(), "text/html; charset=utf-8", []
+        return 200, (HASHED % {"version": version}).encode(), "text/html; charset=utf-8", [("ETag", f'"{version}"')]
     if path == "/browser/many-scripts":
         return 200, MANY_SCRIPTS.encode(), "text/html; charset=utf-8", []
     if path == "/browser/tile.json":

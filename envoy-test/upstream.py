@@ -45,6 +45,8 @@ MAX_MEDIA = 1 << 30
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ASSET = re.compile(r"^/api/assets/([^/]+)/(original|thumbnail|video/playback)$")
 HLS = re.compile(r"^/api/assets/[^/]+/video/stream/[^/]+\.m3u8$")
+# Keys of /browser/drop-first already dropped once.
+DROPPED: set[str] = set()
 
 
 PATTERN = bytes(range(251)) * (CHUNK // 251 + 2)
@@ -126,11 +128,25 @@ class ImmichLike(BaseHTTPRequestHandler):
             self.archive()
         elif path == "/hostile":
             self.hostile()
+        elif path == "/browser/drop-first" and self.drop_first_time(self.query.get("key", [""])[0]):
+            return
         elif (page := browser_pages.page(path, self.query)) is not None:
             status, body, content_type, headers = page
-            self.send(status, body, content_type, headers)
+            etag = dict(headers).get("ETag")
+            if etag and self.headers.get("If-None-Match") == etag:
+                self.send(304, b"", None, [("ETag", etag)])
+            else:
+                self.send(status, body, content_type, headers)
         else:
             self.json(404, {"message": "Not Found"})
+
+    def drop_first_time(self, key: str) -> bool:
+        """Closes the connection without an answer the first time `key` is asked for (a failed fetch)."""
+        if key in DROPPED:
+            return False
+        DROPPED.add(key)
+        self.close_connection = True
+        return True
 
     # --- writing --------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 use crate::delivery::Delivery;
 use crate::error::ConfigError;
 use crate::host::{RequestView, ResponseHeaders};
+use crate::inline_hashing::VALIDATORS;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
 use crate::report_collector::{Admission, OriginBook, Rejection, ReportCollector};
@@ -204,11 +205,17 @@ pub extern "C" fn handle_request() -> i64 {
                 // SAFETY: a plain host call; it applies to this request only.
                 unsafe { enable_features(FEATURE_BUFFER_RESPONSE) };
                 if policy.wants_document_body(&facts) {
-                    // Scripts are hashed over the bytes as sent: ask for them uncompressed.
+                    // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
                     let (name, value) = ("accept-encoding", "identity");
                     if let Some((n, v)) = name_value(name, value) {
                         // SAFETY: the host reads `n` and `v` bytes from live &strs.
                         unsafe { set_header_value(REQUEST, name.as_ptr(), n, value.as_ptr(), v) }
+                    }
+                    for name in VALIDATORS {
+                        if let Ok(n) = i32::try_from(name.len()) {
+                            // SAFETY: the host reads `n` bytes from a live &str.
+                            unsafe { remove_header(REQUEST, name.as_ptr(), n) }
+                        }
                     }
                 }
                 (HELD << 32) | NEXT

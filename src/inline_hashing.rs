@@ -11,6 +11,10 @@ pub const MAX_BODY_BYTES_LIMIT: u64 = 8 << 20;
 /// Marks where the hashes go in a rendered CSP.
 pub const SLOT: &str = "'secure-headers-script-hashes'";
 
+/// Request headers a hashed document is asked for without: a `304 Not Modified` has no body to hash, and the
+/// browser would pair the body it cached with a CSP that does not list that body's scripts.
+pub const VALIDATORS: &[&str] = &["if-none-match", "if-modified-since"];
+
 pub const DOCUMENTS_HASHED: &str = "inline_scripts.documents_hashed";
 pub const SCRIPTS_HASHED: &str = "inline_scripts.scripts_hashed";
 
@@ -34,6 +38,8 @@ pub enum Fallback {
     ForeignContent,
     Compressed,
     UpstreamCsp,
+    /// Envoy only: the filter's own fetch of the document failed (see document_fetch).
+    FetchFailed,
 }
 
 impl Fallback {
@@ -45,16 +51,18 @@ impl Fallback {
             Fallback::ForeignContent => "inline_scripts.fallback.foreign_content",
             Fallback::Compressed => "inline_scripts.fallback.compressed",
             Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
+            Fallback::FetchFailed => "inline_scripts.fallback.fetch_failed",
         }
     }
 
-    pub const ALL: [Fallback; 6] = [
+    pub const ALL: [Fallback; 7] = [
         Fallback::TooLarge,
         Fallback::TooManyScripts,
         Fallback::NotUtf8,
         Fallback::ForeignContent,
         Fallback::Compressed,
         Fallback::UpstreamCsp,
+        Fallback::FetchFailed,
     ];
 }
 

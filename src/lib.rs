@@ -16,6 +16,7 @@
 
 pub mod csp;
 pub mod delivery;
+pub mod document_fetch;
 pub mod engine;
 pub mod error;
 pub mod header_syntax;

@@ -135,21 +135,6 @@ impl Policy {
         })
     }
 
-    /// Refuses `inline_script_hashes` (for a host that cannot hold a response while reading its body), naming
-    /// the first rule that asks for it.
-    pub fn refuse_inline_script_hashes(&self, why: &str) -> Result<(), ConfigError> {
-        match self.rules.iter().find(|r| r.inline_hashes.is_some()) {
-            Some(rule) if rule.path.is_empty() => {
-                Err(ConfigError::new("inline_script_hashes", why))
-            }
-            Some(rule) => Err(ConfigError::new(
-                format!("{}.inline_script_hashes", rule.path),
-                why,
-            )),
-            None => Ok(()),
-        }
-    }
-
     /// Every counter name known at configure time, for hosts that register metrics up front.
     pub fn counter_names(&self) -> impl Iterator<Item = &str> {
         let hashing = self.rules.iter().any(|r| r.inline_hashes.is_some());

@@ -2,21 +2,34 @@
 //! to each response. The request-side facts are decided while the request headers pass (Envoy does not let a
 //! filter read them later) and kept in the stream's context, which comes from the allocator's stream pool: the
 //! per-request path allocates nothing. Requests to the CSP report collector are answered here and never reach
-//! the upstream.
+//! the upstream. A document whose inline scripts a rule hashes is fetched by the filter and answered from that
+//! fetch (see document_fetch).
 
+use crate::delivery::Delivery;
+use crate::document_fetch::{fetch_headers, FetchedResponse};
 use crate::engine::RequestFacts;
 use crate::guest_alloc::{self, GuestAllocator, STREAM_BLOCK_BYTES};
+use crate::host::RequestView;
+use crate::inline_hashing::Fallback;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
 use crate::proxy_wasm_host::{
-    define_counter, host_log_level, increment_counter, request_body, send_reply, EnvoyRequest,
-    EnvoyResponse,
+    continue_request, define_counter, host_log_level, http_call_response_body,
+    http_call_response_headers, increment_counter, property, request_body, send_reply,
+    EnvoyRequest, EnvoyResponse,
 };
 use crate::report_collector::{Admission, OriginBook, Rejection};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
+
+/// How long the filter waits for a document it fetches before letting the request go to the upstream itself
+/// (Envoy's default route timeout).
+const DOCUMENT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Envoy's name for the reply made from a fetched document (%RESPONSE_CODE_DETAILS% in the access log).
+const DOCUMENT_REPLY_DETAILS: &str = "secure_headers_hashed_document";
 
 #[global_allocator]
 static ALLOCATOR: GuestAllocator = GuestAllocator;
@@ -79,14 +92,7 @@ impl RootContext for PolicyRoot {
         }
         let json = self.get_plugin_configuration().unwrap_or_default();
         let started = self.get_current_time();
-        let parsed = Policy::parse(&json).and_then(|policy| {
-            policy
-                .refuse_inline_script_hashes(
-                    "not available in Envoy: a Wasm filter there cannot hold the response headers while it \
-                     reads the body (use it in Traefik, or leave it out)",
-                )
-                .map(|()| policy)
-        });
+        let parsed = Policy::parse(&json);
         match parsed {
             Ok(policy) => {
                 let elapsed = self
@@ -127,6 +133,7 @@ impl RootContext for PolicyRoot {
                 loaded,
                 facts: None,
                 collecting: false,
+                answered: false,
             })
         }))
     }
@@ -142,6 +149,8 @@ struct SecureHeaders {
     facts: Option<RequestFacts>,
     /// The request is a CSP report whose body is being read.
     collecting: bool,
+    /// The filter answered the request itself (a fetched document) with the policy already applied.
+    answered: bool,
 }
 
 const _: () = assert!(
@@ -158,6 +167,29 @@ impl SecureHeaders {
         reply(rejection);
         Action::Pause
     }
+
+    fn count(&self, name: &str) {
+        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
+            EnvoyMetrics(&mut telemetry.counters).increment(name);
+        }
+    }
+
+    /// Sends the document request to the route's cluster from the filter; true when the call is under way
+    /// (the request then waits for `on_http_call_response`).
+    fn fetch_document(&self, request: &EnvoyRequest) -> bool {
+        let cluster = property(&["xds", "cluster_name"]).and_then(|c| String::from_utf8(c).ok());
+        let dispatched = cluster
+            .zip(request.text_pairs())
+            .is_some_and(|(cluster, pairs)| {
+                let headers = fetch_headers(pairs.into_iter());
+                self.dispatch_http_call(&cluster, headers, None, vec![], DOCUMENT_FETCH_TIMEOUT)
+                    .is_ok()
+            });
+        if !dispatched {
+            self.count(Fallback::FetchFailed.counter());
+        }
+        dispatched
+    }
 }
 
 fn reply(rejection: Rejection) {
@@ -166,10 +198,13 @@ fn reply(rejection: Rejection) {
     } else {
         &[("content-type", "text/plain")]
     };
-    send_reply(rejection.status(), allow, rejection.message());
+    send_reply(
+        rejection.status(),
+        allow,
+        rejection.message().as_bytes(),
+        "secure_headers_csp_report",
+    );
 }
-
-impl Context for SecureHeaders {}
 
 impl HttpContext for SecureHeaders {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -196,7 +231,18 @@ impl HttpContext for SecureHeaders {
                 }
             }
         }
-        self.facts = Some(self.loaded.policy.inspect_request(&mut request));
+        let policy = &self.loaded.policy;
+        let facts = policy.inspect_request(&mut request);
+        self.facts = Some(facts);
+        // Envoy never hands a Wasm filter the body of a response whose headers it holds, so a document whose
+        // inline scripts are hashed is fetched here in full and answered from that fetch.
+        let document = end_of_stream
+            && policy.wants_document_body(&facts)
+            && request.method().is_some_and(|m| m == b"GET")
+            && policy.delivery(&facts, &mut request) == Delivery::Held;
+        if document && self.fetch_document(&request) {
+            return Action::Pause;
+        }
         Action::Continue
     }
 
@@ -228,13 +274,16 @@ impl HttpContext for SecureHeaders {
             log::info!("secure-headers: {line}")
         });
         match outcome {
-            Ok(_) => send_reply(204, &[], ""),
+            Ok(_) => send_reply(204, &[], b"", "secure_headers_csp_report"),
             Err(rejection) => reply(rejection),
         }
         Action::Pause
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.answered {
+            return Action::Continue;
+        }
         let policy = &self.loaded.policy;
         let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
         if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
@@ -247,6 +296,40 @@ impl HttpContext for SecureHeaders {
         #[cfg(feature = "alloc-count")]
         allocation_metric::report();
         Action::Continue
+    }
+}
+
+impl Context for SecureHeaders {
+    /// The document fetched in `fetch_document`: answered with the policy applied to the complete response,
+    /// or, when the fetch failed (Envoy answers a reset or a timeout with a 5xx of its own; over its buffer
+    /// limit there is no response), sent on through the route as usual, with the route's retries and timeouts.
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _: usize) {
+        let fetched = http_call_response_headers()
+            .and_then(FetchedResponse::new)
+            .filter(|r| r.status_code() < 500);
+        let Some(mut response) = fetched else {
+            self.count(Fallback::FetchFailed.counter());
+            continue_request();
+            return;
+        };
+        let body = http_call_response_body(body_size);
+        let policy = &self.loaded.policy;
+        let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
+        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
+            policy.apply_document(
+                &facts,
+                &mut response,
+                &body,
+                &mut EnvoyMetrics(&mut telemetry.counters),
+            );
+        }
+        self.answered = true;
+        send_reply(
+            response.status_code(),
+            &response.reply_headers(),
+            &body,
+            DOCUMENT_REPLY_DETAILS,
+        );
     }
 }
 

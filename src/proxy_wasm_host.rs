@@ -7,7 +7,10 @@ use crate::host::{RequestView, ResponseHeaders};
 
 pub const REQUEST_HEADERS: u32 = 0;
 pub const RESPONSE_HEADERS: u32 = 2;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const REQUEST_BODY: u32 = 0;
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const STREAM_REQUEST: u32 = 0;
 const STATUS_OK: u32 = 0;
 const METRIC_COUNTER: u32 = 0;
 #[cfg(feature = "alloc-count")]
@@ -53,6 +56,13 @@ extern "C" {
     #[cfg(feature = "alloc-count")]
     fn proxy_record_metric(id: u32, value: u64) -> u32;
     fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_get_property(
+        path: *const u8,
+        path_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_continue_stream(stream: u32) -> u32;
 }
 
 /// A counter named `name` (Envoy shows it as `wasmcustom.<name>`).
@@ -110,10 +120,19 @@ fn write_header(write: HeaderWrite, name: &str, value: &str) {
 
 /// The request body buffered so far (at most `max` bytes); empty when the host has none.
 pub fn request_body(max: usize) -> Vec<u8> {
+    buffer_bytes(REQUEST_BODY, max)
+}
+
+/// The body of the filter's own HTTP call (at most `max` bytes).
+pub fn http_call_response_body(max: usize) -> Vec<u8> {
+    buffer_bytes(HTTP_CALL_RESPONSE_BODY, max)
+}
+
+fn buffer_bytes(buffer: u32, max: usize) -> Vec<u8> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: the host writes a pointer to a buffer it got from proxy_on_memory_allocate, and its size.
-    let status = unsafe { proxy_get_buffer_bytes(REQUEST_BODY, 0, max, &mut data, &mut size) };
+    let status = unsafe { proxy_get_buffer_bytes(buffer, 0, max, &mut data, &mut size) };
     if status != STATUS_OK || data.is_null() || size == 0 {
         return Vec::new();
     }
@@ -121,8 +140,48 @@ pub fn request_body(max: usize) -> Vec<u8> {
     unsafe { Vec::from_raw_parts(data, size, size) }
 }
 
-/// Answers the request from the filter; the upstream never sees it.
-pub fn send_reply(status: u16, headers: &[(&str, &str)], body: &str) {
+/// A host property by path (`["xds", "cluster_name"]`), when the host has it.
+pub fn property(path: &[&str]) -> Option<Vec<u8>> {
+    // The ABI's path: the segments, each followed by a NUL.
+    let path: Vec<u8> = path
+        .iter()
+        .flat_map(|segment| segment.bytes().chain([0]))
+        .collect();
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host reads the path from a live buffer and writes a pointer to a buffer it got from
+    // proxy_on_memory_allocate, and its size.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    if status != STATUS_OK || data.is_null() || size == 0 {
+        return None;
+    }
+    // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (no scratch slot is armed).
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// The headers of the filter's own HTTP call, owned; None when the call failed or a header is not UTF-8.
+pub fn http_call_response_headers() -> Option<Vec<(String, String)>> {
+    let snapshot = HeaderSnapshot::take(HTTP_CALL_RESPONSE_HEADERS, 1);
+    snapshot
+        .pairs()
+        .map(|(_, name, value)| {
+            Some((
+                String::from_utf8(name.to_vec()).ok()?,
+                String::from_utf8(value.to_vec()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Lets a paused request go on to the upstream.
+pub fn continue_request() {
+    // SAFETY: a plain host call.
+    unsafe { proxy_continue_stream(STREAM_REQUEST) };
+}
+
+/// Answers the request from the filter; the upstream never sees it. `details` names the reply in Envoy's
+/// access log (%RESPONSE_CODE_DETAILS%).
+pub fn send_reply(status: u16, headers: &[(&str, &str)], body: &[u8], details: &str) {
     // The ABI's map layout: count, (name length, value length) per pair, then each name and value + NUL.
     let mut map = Vec::new();
     let word = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
@@ -141,8 +200,8 @@ pub fn send_reply(status: u16, headers: &[(&str, &str)], body: &str) {
     unsafe {
         proxy_send_local_response(
             u32::from(status),
-            std::ptr::null(),
-            0,
+            details.as_ptr(),
+            details.len(),
             body.as_ptr(),
             body.len(),
             map.as_ptr(),
@@ -257,6 +316,19 @@ impl EnvoyRequest {
     /// A request header (or pseudo-header) by lower-case name, without needing `&mut`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.headers.get(name)
+    }
+
+    /// Every header and pseudo-header as text; None when one is not UTF-8 (the SDK's calls take text).
+    pub fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
+        self.headers
+            .pairs()
+            .map(|(_, name, value)| {
+                Some((
+                    std::str::from_utf8(name).ok()?,
+                    std::str::from_utf8(value).ok()?,
+                ))
+            })
+            .collect()
     }
 }
 

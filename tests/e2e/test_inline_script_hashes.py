@@ -1,7 +1,7 @@
 """`inline_script_hashes` in a real browser: a CSP without 'unsafe-inline' whose script-src carries the hashes of
-the document's own inline scripts, computed by the filter per response. Traefik holds documents, so it can hash
-them; Envoy cannot (a Wasm filter there never sees the body of a response whose headers it holds), so Envoy
-refuses the option at load time, and that refusal is tested here too."""
+the document's own inline scripts, computed by the filter per response. Traefik holds the document and reads it;
+Envoy, whose Wasm filters never see the body of a response whose headers they hold, fetches the document itself
+and answers from that fetch. Both must deliver the body byte for byte."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 from chromium import Chromium
-from envoy_runner import Envoy, wasm_log_lines
+from conftest import DOCUMENT
 from http_client import request
 from test_reports_and_observe import counter_moved
 
@@ -19,15 +19,15 @@ POLICY = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.te
 
 
 @pytest.fixture
-def traefik_browser(proxy_for):
-    proxy = proxy_for("traefik", POLICY)
+def browser(proxy_for, host):
+    proxy = proxy_for(host, POLICY)
     chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
     yield proxy, chromium
     chromium.close()
 
 
-def test_the_documents_own_inline_scripts_run_and_nothing_else_does(traefik_browser):
-    proxy, chromium = traefik_browser
+def test_the_documents_own_inline_scripts_run_and_nothing_else_does(browser):
+    proxy, chromium = browser
     page = chromium.open("http://immich.test/browser/hashed?v=first", wait_for="window.results.bootstrap")
     page.click("#handler")
     time.sleep(0.5)
@@ -40,8 +40,8 @@ def test_the_documents_own_inline_scripts_run_and_nothing_else_does(traefik_brow
     counter_moved(proxy, "inline_scripts.documents_hashed")
 
 
-def test_a_script_whose_text_changes_between_requests_still_runs(traefik_browser):
-    _, chromium = traefik_browser
+def test_a_script_whose_text_changes_between_requests_still_runs(browser):
+    _, chromium = browser
     for version in ("one", "two"):
         page = chromium.open(f"http://immich.test/browser/hashed?v={version}", wait_for="window.results.bootstrap")
         assert page.evaluate("window.results.theme") == version
@@ -49,26 +49,64 @@ def test_a_script_whose_text_changes_between_requests_still_runs(traefik_browser
         assert {v["directive"] for v in Chromium.violations(page)} == {"script-src-elem", "script-src-attr"}
 
 
-def test_a_document_over_the_script_cap_gets_the_static_csp(traefik_browser):
-    proxy, chromium = traefik_browser
+def test_a_document_over_the_script_cap_gets_the_static_csp(browser):
+    proxy, chromium = browser
     page = chromium.open("http://immich.test/browser/many-scripts")
     assert page.evaluate("window.results") == {"one": True, "two": True, "three": True}
     assert Chromium.violations(page) == [], "the static CSP allows them ('unsafe-inline')"
     counter_moved(proxy, "inline_scripts.fallback.too_many_scripts")
 
 
-def test_the_body_arrives_unchanged(proxy_for, upstream):
-    proxy = proxy_for("traefik", POLICY)
+def test_the_body_arrives_unchanged(proxy_for, upstream, host):
+    proxy = proxy_for(host, POLICY)
     for path in ("/browser/hashed?v=x", "/browser/immich", "/"):
         direct = request(upstream.port, path)
-        through = proxy.get(path, headers={"Sec-Fetch-Dest": "document"})
+        through = proxy.get(path, headers=DOCUMENT)
+        assert through.status == 200, path
         assert through.body == direct.body, path
         assert "'sha256-" in through.one("content-security-policy"), path
 
 
-def test_envoy_refuses_the_option_at_load_time(upstream):
-    accepted, log = Envoy(POLICY, upstream.port).outcome()
-    assert not accepted
-    lines = wasm_log_lines(log)
-    assert any("invalid policy at rules[0].inline_script_hashes: not available in Envoy" in line
-               for line in lines), lines
+def test_a_conditional_request_still_gets_the_body_and_its_hashes(proxy_for, upstream, host):
+    """A 304 has no body to hash, and the browser would pair its cached body with another CSP: the filter asks
+    the upstream without validators (the upstream here answers If-None-Match with 304)."""
+    assert request(upstream.port, "/browser/hashed?v=etag", headers={"If-None-Match": '"etag"'}).status == 304
+    proxy = proxy_for(host, POLICY)
+    reply = proxy.get("/browser/hashed?v=etag", headers={**DOCUMENT, "If-None-Match": '"etag"'})
+    assert reply.status == 200
+    assert reply.body == request(upstream.port, "/browser/hashed?v=etag").body
+    assert "'sha256-" in reply.one("content-security-policy")
+
+
+def test_a_document_over_the_size_cap_gets_the_static_csp_and_its_body(proxy_for, upstream, host):
+    small = json.dumps({"rules": [{"match": {"hosts": ["immich.test"]}, "presets": ["immich"],
+                                   "inline_script_hashes": {"max_body_bytes": 1024}}]})
+    proxy = proxy_for(host, small)
+    direct = request(upstream.port, "/browser/immich")
+    assert len(direct.body) > 1024
+    reply = proxy.get("/browser/immich", headers=DOCUMENT)
+    assert reply.body == direct.body
+    assert "script-src 'self' 'unsafe-inline'" in reply.one("content-security-policy")
+    counter_moved(proxy, "inline_scripts.fallback.too_large")
+
+
+def test_requests_that_are_not_documents_are_never_read(proxy_for, upstream, host):
+    """Media (with Range), JSON and a WebSocket-free API call pass as they would without the option."""
+    proxy = proxy_for(host, POLICY)
+    asset = "/api/assets/a1/video/playback"
+    ranged = proxy.get(asset, headers={"Range": "bytes=0-99", "Accept": "*/*"})
+    assert ranged.status == 206 and ranged.body == request(upstream.port, asset, headers={"Range": "bytes=0-99"}).body
+    ping = proxy.get("/api/server/ping", headers={"Accept": "application/json"})
+    assert ping.status == 200 and json.loads(ping.body) == {"res": "pong"}
+    assert "'sha256-" not in (ping.one("content-security-policy") or "")
+
+
+def test_envoy_sends_the_request_on_when_its_own_fetch_fails(proxy_for, upstream):
+    """Envoy only (Traefik reads the response it holds and never fetches): the upstream drops the filter's fetch,
+    so the browser's request goes to the upstream as usual and gets the static CSP, counted."""
+    proxy = proxy_for("envoy", POLICY)
+    reply = proxy.get("/browser/drop-first?key=envoy&v=dropped", headers=DOCUMENT)
+    assert reply.status == 200
+    assert reply.body == request(upstream.port, "/browser/hashed?v=dropped").body
+    assert "script-src 'self' 'unsafe-inline'" in reply.one("content-security-policy")
+    counter_moved(proxy, "inline_scripts.fallback.fetch_failed")

@@ -2,7 +2,8 @@
 
 Envoy: one process, one worker, pinned to CPU 0; the load generators (wrk, hey) pinned to CPU 1. One listener per
 variant, each answering with an Envoy direct response that carries the headers an upstream would send, so only
-the filters differ. Every variant that writes headers is configured to produce the very same final headers as
+the filters differ (the 10 KiB page rows proxy to a real upstream instead, an Envoy pinned to CPU 1, since
+inline_script_hashes fetches the page). Every variant that writes headers is configured to produce the very same final headers as
 secure-headers with the `immich` preset (checked before measuring). Traefik: the same idea, with an Envoy direct
 response as its upstream (pinned to CPU 1 with the load generator).
 
@@ -45,7 +46,7 @@ BODY = "<!doctype html><title>Immich</title>"
 # A 10 KiB page shaped like Immich's index.html: two inline scripts among markup, for inline_script_hashes.
 PAGE_10K = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Immich</title>"
             "<script>document.documentElement.classList.add(localStorage.getItem('theme') || 'dark');</script>"
-            + "<link rel=\"modulepreload\" href=\"/_app/immutable/chunks/c.js\">" * 150
+            + "<link rel=\"modulepreload\" href=\"/_app/immutable/chunks/c.js\">" * 162
             + "</head><body><div style=\"display: contents\"><script>{ __sveltekit = {base: ''}; "
               "Promise.all([import('/_app/immutable/entry/start.js')]).then(([kit]) => kit.start()); }</script>"
               "</div></body></html>")
@@ -90,26 +91,37 @@ def lua_filter(sets: list[tuple[str, str]], removes: list[str]) -> dict:
         "default_source_code": {"inline_string": code}}}
 
 
-def listener(name: str, port: int, filters: list[dict], extra_headers: int = 0, body: str = BODY) -> dict:
+def listener(name: str, port: int, filters: list[dict], extra_headers: int = 0, body: str = BODY,
+             cluster: str | None = None) -> dict:
+    """A listener answering with a direct response carrying an upstream's headers, or proxying to `cluster`."""
     headers = UPSTREAM_HEADERS + [(f"x-upstream-{i}", f"value-{i}") for i in range(extra_headers)]
     route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}},
              "response_headers_to_add": [{"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
                                          for k, v in headers]}
+    if cluster:
+        route = {"match": {"prefix": "/"}, "route": {"cluster": cluster}}
     return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
                          ".HttpConnectionManager",
                 "stat_prefix": name, "server_header_transformation": "PASS_THROUGH",
-                "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [route]}]},
+                "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [route]}],
+                                 "max_direct_response_body_size_bytes": 65536},
                 "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}
 
 
+def static_cluster(name: str, port: int) -> dict:
+    return {"name": name, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+        "cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
 class EnvoyProcess:
-    def __init__(self, listeners: list[dict], cpu: str, workdir: Path):
+    def __init__(self, listeners: list[dict], cpu: str, workdir: Path, clusters: list[dict] | None = None):
         self.admin = free_port()
         config = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
-                  "static_resources": {"listeners": listeners}}
+                  "static_resources": {"listeners": listeners, "clusters": clusters or []}}
         self.config_path = workdir / f"envoy-{self.admin}.json"
         self.config_path.write_text(json.dumps(config))
         self.log_path = workdir / f"envoy-{self.admin}.log"
@@ -226,6 +238,14 @@ def bench_envoy(args, workdir: Path) -> dict:
     print(f"envoy: the immich preset sets {len(sets)} headers and removes {removes} on this response")
 
     naive_config = json.dumps({"set": sets, "remove": removes})
+    # The 10 KiB page comes from a real upstream (an Envoy on the load CPU): inline_script_hashes fetches it.
+    page_port = free_port()
+    page_upstream = EnvoyProcess([listener("page", page_port, [], body=PAGE_10K)], LOAD_CPU, workdir)
+    paged = {  # name: filters, each proxying to the page upstream
+        "none, 10 KiB page": [],
+        "secure-headers, 10 KiB page": [wasm_filter("ourspage", OURS, IMMICH)],
+        "secure-headers + inline_script_hashes, 10 KiB page": [wasm_filter("ourshash", OURS, HASHING)],
+    }
     plan = {  # name: (filters, extra upstream headers)
         "none": ([], 0),
         "native header_mutation": ([native_filter(sets, removes)], 0),
@@ -240,22 +260,33 @@ def bench_envoy(args, workdir: Path) -> dict:
         "none, 100 upstream headers": ([], 100),
         "secure-headers, 100 upstream headers": ([wasm_filter("oursh100", OURS, IMMICH)], 100),
     }
-    ports = {name: free_port() for name in plan}
+    ports = {name: free_port() for name in [*plan, *paged]}
     envoy = EnvoyProcess([listener(f"l{i}", ports[name], filters, extra)
-                          for i, (name, (filters, extra)) in enumerate(plan.items())], PROXY_CPU, workdir)
+                          for i, (name, (filters, extra)) in enumerate(plan.items())]
+                         + [listener(f"p{i}", ports[name], filters, cluster="page")
+                            for i, (name, filters) in enumerate(paged.items())],
+                         PROXY_CPU, workdir, [static_cluster("page", page_port)])
+    document = {"Sec-Fetch-Dest": "document"}
     try:
+        hashed_csp = fetch_headers(ports["secure-headers + inline_script_hashes, 10 KiB page"], HOST,
+                                   document).get("content-security-policy", "")
+        if hashed_csp.count("'sha256-") != 2:
+            raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
         reference = fetch_headers(ports["secure-headers (immich)"])
         for name in ("native header_mutation", "lua", "naive rust proxy-wasm",
                      "secure-headers, 10 rules", "secure-headers, 100 rules"):
             got = fetch_headers(ports[name])
             if got != reference:
                 raise RuntimeError(f"{name} does not produce the same headers:\n{got}\nvs\n{reference}")
-        print(f"envoy: {len(plan)} listeners; the header-writing variants produce identical headers; measuring")
-        samples = run_rounds({name: (ports[name], HOST, {}) for name in plan}, envoy.process.pid, args)
+        print(f"envoy: {len(ports)} listeners; the header-writing variants produce identical headers; measuring")
+        targets = {name: (ports[name], HOST, {}) for name in plan}
+        targets.update({name: (ports[name], HOST, document) for name in paged})
+        samples = run_rounds(targets, envoy.process.pid, args)
         configure_ms = [float(m) for m in re.findall(r"policy loaded \(\d+ rule\(s\), ([\d.]+) ms\)",
                                                       envoy.log_path.read_text())]
     finally:
         envoy.stop()
+        page_upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()},
             "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms}
 
@@ -364,7 +395,8 @@ def summarise(envoy: dict, traefik: dict) -> dict:
     v = envoy["variants"]
     for name in v:
         base = "none, 10 upstream headers" if "10 upstream" in name else (
-            "none, 100 upstream headers" if "100 upstream" in name else "none")
+            "none, 100 upstream headers" if "100 upstream" in name else (
+                "none, 10 KiB page" if "10 KiB" in name else "none"))
         v[name]["added_cpu_us_over_none"] = added(v, name, base)
     floor = v["empty proxy-wasm"]["added_cpu_us_over_none"]
     native = v["native header_mutation"]["added_cpu_us_over_none"]
@@ -399,7 +431,9 @@ def write_markdown(results: dict, path: Path) -> None:
         "Generated by `make bench` (bench/run.py) from the numbers in `bench/results.json`; nothing here is typed by "
         "hand. Method: one Envoy process (one worker) pinned to CPU 0, load generators pinned to CPU 1; one listener "
         "per variant answering with an Envoy direct response that carries an upstream's headers (Content-Type "
-        "text/html, Cache-Control no-store, X-Powered-By Express), so only the filters differ. Every header-writing "
+        "text/html, Cache-Control no-store, X-Powered-By Express), so only the filters differ (the \"10 KiB page\" "
+        "rows proxy to a real upstream instead, an Envoy on CPU 1, since inline_script_hashes fetches the page). "
+        "Every header-writing "
         "variant produces the very same final headers as secure-headers with the `immich` preset (checked before "
         "measuring). Per variant and round: `wrk -t1 -c16` at saturation, with the proxy's CPU time from "
         "/proc/<pid>/task/*/schedstat divided by the requests served; then `hey` at a fixed rate for p50/p99 "
@@ -431,12 +465,22 @@ def write_markdown(results: dict, path: Path) -> None:
         f"extra upstream headers the filter adds {e['secure-headers, 10 upstream headers']['added_cpu_us_over_none']:.2f} "
         f"and {e['secure-headers, 100 upstream headers']['added_cpu_us_over_none']:.2f} µs over the same response "
         "without the filter.",
+        f"- inline_script_hashes on a 10 KiB page with two inline scripts, proxied to a real upstream (rows \"10 KiB "
+        f"page\", measured over the same page without the filter): the filter adds "
+        f"{e['secure-headers, 10 KiB page']['added_cpu_us_over_none']:.2f} µs without hashing and "
+        f"{e['secure-headers + inline_script_hashes, 10 KiB page']['added_cpu_us_over_none']:.2f} µs with it (the "
+        "document fetched by the filter, hashed, and answered as a local reply).",
         f"- Configure time (policy parse and render inside the VM, from the module's log): "
         + (", ".join(f"{x:.3f} ms" for x in cfg) if cfg else "not logged") + ".",
         "", "## Traefik", "",
         *table(t, "no middleware"),
     ]
-    out += ["", "The streamed path writes the same headers as the held path except that it cannot remove "
+    hashed = t["secure-headers, held + inline_script_hashes, 10 KiB page"]["added_cpu_us_over_none"]
+    held = t["secure-headers, held, 10 KiB page"]["added_cpu_us_over_none"]
+    out += ["", "The 10 KiB rows are measured over the same 10 KiB page without the middleware (\"none, 10 KiB "
+            f"page\"). Hashing the page's two inline scripts (inline_script_hashes) adds {hashed - held:.2f} µs per "
+            f"document over the held path without it ({held:.2f} -> {hashed:.2f} µs).",
+            "", "The streamed path writes the same headers as the held path except that it cannot remove "
             "X-Powered-By (see README, \"Traefik\"). Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
             f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm).", ""]

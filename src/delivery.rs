@@ -73,7 +73,8 @@ impl Policy {
     }
 }
 
-fn is_document_navigation(request: &mut impl RequestView) -> bool {
+/// A browser navigation that renders a document (Fetch Metadata, or an `Accept` asking for HTML).
+pub fn is_document_navigation(request: &mut impl RequestView) -> bool {
     if let Some(destination) = request.header("sec-fetch-dest") {
         return DOCUMENT_DESTINATIONS
             .iter()

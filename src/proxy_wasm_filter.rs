@@ -5,7 +5,7 @@
 //! the upstream. A document whose inline scripts a rule hashes is fetched by the filter and answered from that
 //! fetch (see document_fetch).
 
-use crate::delivery::Delivery;
+use crate::delivery::{is_document_navigation, Delivery};
 use crate::document_fetch::{fetch_headers, FetchedResponse};
 use crate::engine::RequestFacts;
 use crate::guest_alloc::{self, GuestAllocator, STREAM_BLOCK_BYTES};
@@ -161,9 +161,7 @@ const _: () = assert!(
 
 impl SecureHeaders {
     fn reject(&self, rejection: Rejection) -> Action {
-        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
-            EnvoyMetrics(&mut telemetry.counters).increment(rejection.counter());
-        }
+        self.count(rejection.counter());
         reply(rejection);
         Action::Pause
     }
@@ -239,7 +237,8 @@ impl HttpContext for SecureHeaders {
         let document = end_of_stream
             && policy.wants_document_body(&facts)
             && request.method().is_some_and(|m| m == b"GET")
-            && policy.delivery(&facts, &mut request) == Delivery::Held;
+            && policy.delivery(&facts, &mut request) == Delivery::Held
+            && is_document_navigation(&mut request);
         if document && self.fetch_document(&request) {
             return Action::Pause;
         }

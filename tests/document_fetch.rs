@@ -96,3 +96,37 @@ fn the_reply_keeps_the_upstreams_headers_with_the_policy_applied() {
     );
     assert_eq!(counts.get("inline_scripts.documents_hashed"), 1);
 }
+
+#[test]
+fn the_reply_ends_with_the_headers_a_held_response_gets() {
+    let p = policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2}}"#);
+    let upstream: &[(&str, &str)] = &[
+        ("content-type", "text/html; charset=utf-8"),
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "default-src *"),
+        ("content-security-policy", "img-src *"),
+        ("x-powered-by", "Express"),
+        ("set-cookie", "a=1"),
+        ("set-cookie", "b=2"),
+    ];
+    let body = b"<script>theme()</script>";
+    let facts = p.inspect_request(&mut get("immich.test", "/", "https"));
+    let bytes: Vec<(&str, &[u8])> = upstream.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    let mut held = common::Response::new(200, &bytes);
+    p.apply_document(&facts, &mut held, body, &mut Counts::default());
+    let mut with_status = owned(&[(":status", "200")]);
+    with_status.extend(owned(upstream));
+    let mut fetched = FetchedResponse::new(with_status).unwrap();
+    p.apply_document(&facts, &mut fetched, body, &mut Counts::default());
+    let reply: Vec<(String, String)> = fetched
+        .reply_headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = held
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    assert_eq!(reply, expected);
+}

@@ -6,6 +6,7 @@ and answers from that fetch. Both must deliver the body byte for byte."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -110,3 +111,27 @@ def test_envoy_sends_the_request_on_when_its_own_fetch_fails(proxy_for, upstream
     assert reply.body == request(upstream.port, "/browser/hashed?v=dropped").body
     assert "script-src 'self' 'unsafe-inline'" in reply.one("content-security-policy")
     counter_moved(proxy, "inline_scripts.fallback.fetch_failed")
+
+
+def test_the_upstream_gets_the_browsers_request_whole_and_uncompressed(proxy_for, host):
+    """What the upstream sees of a hashed document's request (the upstream echoes its request headers): cookies
+    and the rest pass, compression and validators do not."""
+    proxy = proxy_for(host, POLICY)
+    reply = proxy.get("/echo-headers", headers={**DOCUMENT, "Cookie": "session=abc", "Accept-Encoding": "gzip, br",
+                                                "If-None-Match": '"v1"', "If-Modified-Since": "Mon, 23 Nov 2026"})
+    seen = json.loads(reply.body)
+    assert seen["cookie"] == "session=abc"
+    assert seen["accept-encoding"] == "identity"
+    assert "if-none-match" not in seen and "if-modified-since" not in seen, seen
+
+
+def test_an_http_2_client_gets_the_hashed_document(proxy_for, upstream, host):
+    proxy = proxy_for(host, POLICY)
+    out = subprocess.run(["curl", "-sS", "-i", "--http2-prior-knowledge", "-H", "Host: immich.test",
+                          "-H", "Sec-Fetch-Dest: document", "-H", "Cookie: a=1",
+                          f"http://127.0.0.1:{proxy.server.ports['http']}/browser/hashed?v=h2"],
+                         capture_output=True, timeout=30, check=True).stdout
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.lower().startswith(b"http/2 200"), head
+    assert b"'sha256-" in head
+    assert body == request(upstream.port, "/browser/hashed?v=h2").body

@@ -1,6 +1,8 @@
-"""`make soak`: at least 1,000,000 requests through real Envoy with the `immich` preset and the CSP report
-collector, a mix of normal traffic and valid, malformed and oversized reports. Passes when no response fails
-(no 5xx, no socket error) and the guest's linear memory and Envoy's resident memory stay flat after warm-up.
+"""`make soak`: at least 1,000,000 requests through real Envoy with the `immich` preset, inline script hashes and
+the CSP report collector, a mix of normal traffic, hashed documents (each fetched by the filter) and valid,
+malformed and oversized reports. Passes when no response fails
+(no 5xx, no socket error), no document fetch fails, and the guest's linear memory and Envoy's resident memory
+stay flat after warm-up.
 
 Uses the `alloc-count` build (the shipped code plus a heap counter and a linear-memory gauge). Prints a line per
 chunk and writes bench/soak.json."""
@@ -25,11 +27,14 @@ from http_client import request  # noqa: E402
 
 MODULE = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"
 POLICY = json.dumps({"csp_reports": {}, "rules": [
-    {"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"]}]})
+    {"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
+     "inline_script_hashes": {"max_scripts": 2}}]})
 REPORT = json.dumps({"csp-report": {"document-uri": "http://immich.test/photos", "effective-directive": "img-src",
                                     "blocked-uri": "https://tiles.example/1.png", "disposition": "report"}})
-# One in three requests is a report; of those, most are hostile. Statuses are what each kind must get.
+# One in three requests is a report; of those, most are hostile. Statuses are what each kind must get. The last
+# field is the request's Sec-Fetch-Dest: a navigation to an HTML document is fetched and hashed by the filter.
 MIX = [
+    ("GET", "/browser/hashed?v=soak", None, None, 200, "document"),
     ("GET", "/", None, None, 200),
     ("GET", "/api/server/ping", None, None, 200),
     ("GET", "/api/assets/a/thumbnail?size=4096", None, None, 200),
@@ -58,6 +63,7 @@ request = function()
   local m = mix[i]
   local headers = {["Host"] = "immich.test"}
   if m[3] then headers["Content-Type"] = m[3] end
+  if m[6] then headers["Sec-Fetch-Dest"] = m[6] end
   return wrk.format(m[1], m[2], headers, m[4])
 end
 response = function(status)
@@ -80,8 +86,8 @@ def lua_string(value: str | None) -> str:
 
 
 def wrk_script(path: Path) -> None:
-    rows = ",".join(f"{{{json.dumps(m)}, {json.dumps(p)}, {lua_string(t)}, {lua_string(b)}, {s}}}"
-                    for m, p, t, b, s in MIX)
+    rows = ",".join(f"{{{json.dumps(m)}, {json.dumps(p)}, {lua_string(t)}, {lua_string(b)}, {s}, {lua_string(d)}}}"
+                    for m, p, t, b, s, d in (row + (None,) * (6 - len(row)) for row in MIX))
     path.write_text(WRK_SCRIPT % {"mix": "{" + rows + "}"})
 
 
@@ -111,11 +117,12 @@ def main() -> int:
     workdir = work_dir("soak")
     script = workdir / "mix.lua"
     wrk_script(script)
-    expected = {str(status) for *_, status in MIX}
+    expected = {str(row[4]) for row in MIX}
     samples = []
     with Upstream() as upstream, Envoy(POLICY, upstream.port, wasm=MODULE) as envoy:
-        for method, path, content_type, body, status in MIX:  # each kind answers as expected before the load
+        for method, path, content_type, body, status, *dest in MIX:  # each kind answers as expected first
             headers = {"Content-Type": content_type, "Content-Length": str(len(body))} if body else {}
+            headers.update({"Sec-Fetch-Dest": d for d in dest})
             got = request(envoy.ports["http"], path, method=method, headers=headers,
                           body=body.encode() if body else None).status
             if got != status:
@@ -139,6 +146,9 @@ def main() -> int:
                       "guest_linear_memory_bytes": stat(envoy, "wasmcustom.secure_headers.linear_memory_bytes"),
                       "guest_heap_allocations": stat(envoy, "wasmcustom.secure_headers.heap_allocations"),
                       "reports_accepted": stat(envoy, "wasmcustom.secure_headers.csp_reports.accepted"),
+                      "documents_hashed": stat(envoy, "wasmcustom.secure_headers.inline_scripts.documents_hashed"),
+                      "document_fetches_failed": stat(
+                          envoy, "wasmcustom.secure_headers.inline_scripts.fallback.fetch_failed"),
                       "reports_rejected": sum(stat(envoy, f"wasmcustom.secure_headers.csp_reports.rejected.{r}")
                                               for r in ("malformed", "too_large", "media_type", "method"))}
             samples.append(sample)
@@ -155,15 +165,18 @@ def main() -> int:
         "envoy_rss_kib_after_warmup": warm["envoy_rss_kib"], "envoy_rss_kib_end": last["envoy_rss_kib"],
         "guest_memory_after_warmup": warm["guest_linear_memory_bytes"],
         "guest_memory_end": last["guest_linear_memory_bytes"],
-        "blocked_origin_counters_beyond_32_counted_as_other": blocked, "samples": samples,
+        "blocked_origin_counters_beyond_32_counted_as_other": blocked,
+        "documents_hashed": last["documents_hashed"], "document_fetches_failed": last["document_fetches_failed"],
+        "samples": samples,
     }
     (ROOT / "bench" / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     rss_growth = (last["envoy_rss_kib"] - warm["envoy_rss_kib"]) / 1024
     print(f"\n{total:,} requests in {elapsed:.0f} s, {failed} failed; after warm-up Envoy RSS "
           f"{warm['envoy_rss_kib'] / 1024:.1f} -> {last['envoy_rss_kib'] / 1024:.1f} MiB ({rss_growth:+.1f}), guest "
-          f"memory {warm['guest_linear_memory_bytes']:,} -> {last['guest_linear_memory_bytes']:,} bytes")
+          f"memory {warm['guest_linear_memory_bytes']:,} -> {last['guest_linear_memory_bytes']:,} bytes; "
+          f"{last['documents_hashed']:,} documents hashed, {last['document_fetches_failed']} fetches failed")
     flat = last["guest_linear_memory_bytes"] == warm["guest_linear_memory_bytes"] and rss_growth < 8
-    return 0 if failed == 0 and flat else 1
+    return 0 if failed == 0 and last["document_fetches_failed"] == 0 and flat else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """`make soak`: at least 1,000,000 requests through real Envoy with the `immich` preset, inline script hashes and
 the CSP report collector, a mix of normal traffic, hashed documents (each fetched by the filter) and valid,
-malformed and oversized reports. Passes when no response fails
-(no 5xx, no socket error), no document fetch fails, and the guest's linear memory and Envoy's resident memory
-stay flat after warm-up.
+malformed and oversized reports. Passes when no response fails (no 5xx, no socket error), no document fetch
+fails, and the guest's linear memory and Envoy's resident memory stay flat after warm-up.
 
 Uses the `alloc-count` build (the shipped code plus a heap counter and a linear-memory gauge). Prints a line per
 chunk and writes bench/soak.json."""

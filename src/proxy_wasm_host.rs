@@ -133,11 +133,17 @@ fn buffer_bytes(buffer: u32, max: usize) -> Vec<u8> {
     let mut size: usize = 0;
     // SAFETY: the host writes a pointer to a buffer it got from proxy_on_memory_allocate, and its size.
     let status = unsafe { proxy_get_buffer_bytes(buffer, 0, max, &mut data, &mut size) };
+    host_buffer(status, data, size).unwrap_or_default()
+}
+
+/// Takes ownership of what a host call wrote through its pointer and size out-parameters; None when the call
+/// failed or wrote nothing. Only for calls made while no scratch slot is armed (the buffer is then heap memory).
+fn host_buffer(status: u32, data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if status != STATUS_OK || data.is_null() || size == 0 {
-        return Vec::new();
+        return None;
     }
     // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (no scratch slot is armed).
-    unsafe { Vec::from_raw_parts(data, size, size) }
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
 /// A host property by path (`["xds", "cluster_name"]`), when the host has it.
@@ -152,14 +158,11 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     // SAFETY: the host reads the path from a live buffer and writes a pointer to a buffer it got from
     // proxy_on_memory_allocate, and its size.
     let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
-    if status != STATUS_OK || data.is_null() || size == 0 {
-        return None;
-    }
-    // SAFETY: a heap buffer of exactly `size` bytes from proxy_on_memory_allocate (no scratch slot is armed).
-    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+    host_buffer(status, data, size)
 }
 
-/// The headers of the filter's own HTTP call, owned; None when the call failed or a header is not UTF-8.
+/// The headers of the filter's own HTTP call, owned: empty when the call failed, None when a header is not
+/// UTF-8.
 pub fn http_call_response_headers() -> Option<Vec<(String, String)>> {
     let snapshot = HeaderSnapshot::take(HTTP_CALL_RESPONSE_HEADERS, 1);
     snapshot

@@ -7,6 +7,7 @@
 use crate::delivery::Delivery;
 use crate::error::ConfigError;
 use crate::host::{RequestView, ResponseHeaders};
+use crate::identity::load_identity;
 use crate::inline_hashing::VALIDATORS;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
@@ -141,12 +142,13 @@ pub extern "C" fn _initialize() {
         i64::from(unsafe { get_config(buf, limit) })
     });
     match policy_from_options(config.get(..len).unwrap_or_default()) {
-        Ok(policy) => {
+        Ok((policy, text)) => {
             write_log(
                 LOG_INFO,
                 &format!(
-                    "secure-headers: policy loaded ({} rule(s))",
-                    policy.rules.len()
+                    "secure-headers: policy loaded ({} rule(s)), {}",
+                    policy.rules.len(),
+                    load_identity(text.as_bytes())
                 ),
             );
             with_metrics(|metrics, _| {
@@ -172,14 +174,15 @@ struct TraefikOptions {
     policy: String,
 }
 
-fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
+/// The policy, and its text (whose digest the load line names).
+fn policy_from_options(options: &[u8]) -> Result<(Policy, String), ConfigError> {
     let options: TraefikOptions = serde_json::from_slice(options).map_err(|e| {
         ConfigError::new(
             "",
             format!("Traefik plugin options must be {{policy: '<policy JSON>'}}: {e}"),
         )
     })?;
-    Policy::parse(options.policy.as_bytes())
+    Ok((Policy::parse(options.policy.as_bytes())?, options.policy))
 }
 
 #[no_mangle]

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod header_syntax;
 pub mod host;
+pub mod identity;
 pub mod inline_hashing;
 pub mod inline_scripts;
 pub mod matcher;

@@ -10,6 +10,7 @@ use crate::document_fetch::{fetch_headers, FetchedResponse};
 use crate::engine::RequestFacts;
 use crate::guest_alloc::{self, GuestAllocator, STREAM_BLOCK_BYTES};
 use crate::host::RequestView;
+use crate::identity::load_identity;
 use crate::inline_hashing::Fallback;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
@@ -100,9 +101,10 @@ impl RootContext for PolicyRoot {
                     .duration_since(started)
                     .unwrap_or_default();
                 log::info!(
-                    "secure-headers: policy loaded ({} rule(s), {:.3} ms)",
+                    "secure-headers: policy loaded ({} rule(s), {:.3} ms), {}",
                     policy.rules.len(),
-                    elapsed.as_secs_f64() * 1000.0
+                    elapsed.as_secs_f64() * 1000.0,
+                    load_identity(&json)
                 );
                 // Every counter a response can touch exists before the first response, so counting never
                 // allocates.

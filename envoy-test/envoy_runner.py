@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import yaml
@@ -126,7 +127,7 @@ class RemoteModule:
     num_retries: int = 2
     nack_on_code_cache_miss: bool = False
 
-    def apply(self, config: dict) -> None:
+    def __call__(self, config: dict) -> None:
         for vm_config in list(_find_all(config, "vm_config")):
             vm_config["code"] = {"remote": {
                 "http_uri": {"uri": f"http://127.0.0.1:{self.port}{self.path}", "cluster": "wasm_modules",
@@ -227,7 +228,8 @@ class Envoy(ProxyProcess):
     failure_policy: str | None = None
     wasm: Path = WASM
     https_policy: str | None = None  # a second plugin, in the same VM, on the https listener
-    remote_module: RemoteModule | None = None  # load the module from vm_config.code.remote
+    # Changes to the rendered config, in order (a RemoteModule, or a test's own edit).
+    edits: list[Callable[[dict], None]] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: work_dir("envoy"))
     process: subprocess.Popen | None = None
 
@@ -253,8 +255,8 @@ class Envoy(ProxyProcess):
             chain = https["filter_chains"][0]
             chain["filters"] = copy.deepcopy(chain["filters"])  # the YAML anchor shares one object between listeners
             _find_configuration(chain)["value"] = self.https_policy
-        if self.remote_module is not None:
-            self.remote_module.apply(config)
+        for edit in self.edits:
+            edit(config)
         config_path.write_text(json.dumps(config))
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(

@@ -5,12 +5,12 @@
 //! 4, 8... (per plugin instance; Traefik pools instances).
 
 use crate::delivery::Delivery;
-use crate::error::ConfigError;
 use crate::host::{RequestView, ResponseHeaders};
 use crate::inline_hashing::VALIDATORS;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
 use crate::report_collector::{Admission, OriginBook, Rejection, ReportCollector};
+use crate::traefik_options::policy_from_options;
 use std::cell::RefCell;
 
 #[link(wasm_import_module = "http_handler")]
@@ -161,25 +161,6 @@ pub extern "C" fn _initialize() {
             std::process::abort();
         }
     }
-}
-
-/// Traefik's plugin options: the policy as one JSON string. Traefik turns every number and boolean of a
-/// plugin's options into a string, so the policy cannot be written as YAML fields; as a string it is also the
-/// very same text Envoy's `configuration` carries.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TraefikOptions {
-    policy: String,
-}
-
-fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
-    let options: TraefikOptions = serde_json::from_slice(options).map_err(|e| {
-        ConfigError::new(
-            "",
-            format!("Traefik plugin options must be {{policy: '<policy JSON>'}}: {e}"),
-        )
-    })?;
-    Policy::parse(options.policy.as_bytes())
 }
 
 #[no_mangle]

@@ -1,0 +1,238 @@
+//! Traefik's plugin options: the policy written as ordinary YAML keys under the middleware (so also as Docker or
+//! Pangolin labels), or as one JSON string under `policy`.
+//!
+//! Traefik hands a plugin its options as JSON it re-encodes itself (measured with Traefik 3.7): every scalar
+//! becomes a string (`600` -> `"600"`, `false` -> `"false"`, `1.5` -> `"1.500000"`), an empty list or map
+//! becomes `""`, `null` keys are dropped and map keys arrive sorted. [`Coercing`] turns such strings back where
+//! the schema asks for an integer, a boolean, a list or an object, and nowhere else: a header value `"0"` stays
+//! the string `"0"`. Field paths survive (serde_path_to_error sees every key), so errors read as for JSON.
+
+use crate::error::ConfigError;
+use crate::policy::{Policy, MAX_POLICY_BYTES};
+use serde::de::value::BorrowedStrDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde_json::Value;
+
+/// The policy from the middleware's options: `{policy: "<JSON>"}`, or the policy's own keys.
+pub fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
+    if options.len() > MAX_POLICY_BYTES {
+        return Err(ConfigError::new(
+            "",
+            format!(
+                "the plugin options are {} bytes; the limit is {MAX_POLICY_BYTES}",
+                options.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(options)
+        .map_err(|e| ConfigError::new("", format!("Traefik's plugin options are not JSON: {e}")))?;
+    let Value::Object(keys) = &value else {
+        return Err(ConfigError::new(
+            "",
+            "no policy given: write the policy's keys under the middleware (presets: [immich]), or policy: '{}' for the defaults",
+        ));
+    };
+    match keys.get("policy") {
+        Some(Value::String(json)) if keys.len() == 1 => Policy::parse(json.as_bytes()),
+        Some(Value::String(_)) => Err(ConfigError::new(
+            "policy",
+            "give either `policy` (the whole policy as one JSON string) or the policy's own keys, not both",
+        )),
+        Some(_) => Err(ConfigError::new(
+            "policy",
+            "must be the whole policy as one JSON string (policy: |)",
+        )),
+        None if keys.is_empty() => Err(ConfigError::new(
+            "",
+            "no policy given: write the policy's keys under the middleware (presets: [immich]), or policy: '{}' for the defaults",
+        )),
+        None => Policy::from_deserializer(Coercing(&value)),
+    }
+}
+
+/// A deserializer over Traefik's options that reads strings as the type the schema asks for.
+#[derive(Clone, Copy)]
+pub struct Coercing<'a>(pub &'a Value);
+
+type Error = serde_json::Error;
+
+impl<'de> Coercing<'de> {
+    fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => match (s.parse::<u64>(), s.parse::<i64>()) {
+                (Ok(n), _) => visitor.visit_u64(n),
+                (_, Ok(n)) => visitor.visit_i64(n),
+                _ => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
+            },
+            _ => self.deserialize_any(visitor),
+        }
+    }
+}
+
+macro_rules! integers {
+    ($($method:ident),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.integer(visitor)
+        }
+    )*};
+}
+
+impl<'de> Deserializer<'de> for Coercing<'de> {
+    type Error = Error;
+
+    /// Only `Toggle` (off with `false`, or a value) asks for any type; an empty string is then handed on as a
+    /// value, so the value's own type decides (an empty list, an empty map, or an empty string).
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => n.deserialize_any(visitor),
+            Value::String(s) if s.is_empty() => visitor.visit_newtype_struct(self),
+            Value::String(s) if s == "true" => visitor.visit_bool(true),
+            Value::String(s) if s == "false" => visitor.visit_bool(false),
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Array(items) => visitor.visit_seq(Items(items.iter())),
+            Value::Object(map) => visitor.visit_map(Entries {
+                entries: map.iter(),
+                value: None,
+            }),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) if s == "true" || s == "false" => visitor.visit_bool(s == "true"),
+            Value::String(s) => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    integers!(
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64
+    );
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) if s.is_empty() => visitor.visit_seq(Items([].iter())),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) if s.is_empty() => visitor.visit_map(Entries {
+                entries: std::iter::empty(),
+                value: None,
+            }),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::String(s) => {
+                BorrowedStrDeserializer::new(s).deserialize_enum(name, variants, visitor)
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        f32 f64 char bytes byte_buf unit unit_struct tuple tuple_struct identifier ignored_any
+    }
+}
+
+struct Items<'a>(std::slice::Iter<'a, Value>);
+
+impl<'de> SeqAccess<'de> for Items<'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        self.0
+            .next()
+            .map(|item| seed.deserialize(Coercing(item)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct Entries<'a, I> {
+    entries: I,
+    value: Option<&'a Value>,
+}
+
+impl<'de, I: Iterator<Item = (&'de String, &'de Value)>> MapAccess<'de> for Entries<'de, I> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        self.value = Some(value);
+        seed.deserialize(BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(Coercing(value)),
+            None => Err(de::Error::custom("a value without a key")),
+        }
+    }
+}

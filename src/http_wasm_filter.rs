@@ -149,6 +149,10 @@ pub extern "C" fn _initialize() {
                     policy.rules.len()
                 ),
             );
+            write_log(
+                LOG_INFO,
+                &format!("secure-headers: {}", policy.companion(&[]).advice()),
+            );
             with_metrics(|metrics, _| {
                 for name in policy.counter_names() {
                     metrics.0.register(name, |_| ());

@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod companion;
 pub mod csp;
 pub mod delivery;
 pub mod document_fetch;

@@ -17,10 +17,19 @@ FUZZ_TARGETS := policy_parse response_decision inline_scripts
 FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
+# The native CLI (cli/, its own Cargo.lock): the e2e tests generate Traefik's companion middleware with it.
+CLI := target/cli/debug/secure-headers
+CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
 
-.PHONY: soak all build venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: soak all cli build venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
+
+## cli: the native `secure-headers` tool (traefik-middleware prints the companion headers middleware)
+cli: $(CLI)
+
+$(CLI): $(SOURCES) cli/Cargo.toml cli/Cargo.lock $(shell find cli/src -type f)
+	cargo build $(CLI_CARGO)
 
 ## build: the proxy-wasm module for Envoy and the http-wasm plugin folder for Traefik
 build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST)
@@ -71,11 +80,14 @@ lint:
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-lint -- -D warnings
+	cargo fmt --manifest-path cli/Cargo.toml --check
+	cargo clippy $(CLI_CARGO) --all-targets -- -D warnings
 
 unit:
 	cargo test --locked
+	cargo test $(CLI_CARGO)
 
-e2e: build $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools
+e2e: build $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

@@ -35,7 +35,7 @@ pub struct Hsts {
 const KEPT_FROM_UPSTREAM: &str =
     "keep_upstream: written only when the upstream sends none, which needs the response";
 const DIFFERS: &str = "not the same on every response (rules, schemes or modes differ)";
-const BY_RESPONSE: &str = "depends on the response's content type";
+const BY_RESPONSE: &str = "decided from the response's own headers";
 
 impl Policy {
     /// The companion for routers serving `hosts` (any host when empty).

@@ -115,12 +115,7 @@ impl Policy {
             .cloned()
             .collect();
         if uncovered.is_some() {
-            companion.left_out.extend(
-                companion
-                    .sets
-                    .drain(..)
-                    .map(|(name, _)| (name, "some requests match no rule")),
-            );
+            companion.sets.clear();
             companion.removals.clear();
             companion.hsts = None;
             companion.uncovered = uncovered;
@@ -148,7 +143,8 @@ impl Companion {
         }
         if let Some(why) = &self.uncovered {
             line.push_str(&format!(
-                "; no companion middleware is safe because {why} (add a last rule without match)"
+                "; {why}, so generate the companion headers middleware for each router's hosts: \
+                 `secure-headers traefik-middleware POLICY --host HOST...` (or end the rules with one without match)"
             ));
         }
         if !left_out.is_empty() {

@@ -80,7 +80,7 @@ class Traefik(ProxyProcess):
     policy: str
     upstream_port: int
     ports: dict[str, int] = field(default_factory=dict)
-    extra_routers: dict[str, str] = field(default_factory=dict)  # host name -> policy, one router + middleware each
+    extra_routers: dict[str, str | dict] = field(default_factory=dict)  # host -> policy, one router + middleware each
     plugin_dir: Path = PLUGIN_DIR  # another build of the plugin (the trap-test build)
     options_form: str = "json"  # "json": policy: | ; "keys": the policy's keys under the middleware
     companion: bool = True  # chain the generated headers middleware after the plugin, as the README says
@@ -123,7 +123,9 @@ class Traefik(ProxyProcess):
         for i, (host, policy) in enumerate(self.extra_routers.items()):
             http["routers"][f"extra-{i}"] = {"rule": f"Host(`{host}`)", "service": "immich",
                                              "middlewares": [f"extra-{i}"]}
-            http["middlewares"][f"extra-{i}"] = middleware(policy)
+            # A string is a policy JSON (policy: |); a dict is the policy's own keys under the middleware.
+            http["middlewares"][f"extra-{i}"] = (middleware(policy) if isinstance(policy, str)
+                                                 else {"plugin": {PLUGIN_KEY: policy}})
         cert = dynamic["tls"]["stores"]["default"]["defaultCertificate"]
         cert["certFile"], cert["keyFile"] = str(CERTS / "server.crt"), str(CERTS / "server.key")
         (dynamic_dir / "secure-headers.yml").write_text(yaml.safe_dump(dynamic))

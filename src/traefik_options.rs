@@ -3,9 +3,11 @@
 //!
 //! Traefik hands a plugin its options as JSON it re-encodes itself (measured with Traefik 3.7): every scalar
 //! becomes a string (`600` -> `"600"`, `false` -> `"false"`, `1.5` -> `"1.500000"`), an empty list or map
-//! becomes `""`, `null` keys are dropped and map keys arrive sorted. [`Coercing`] turns such strings back where
-//! the schema asks for an integer, a boolean, a list or an object, and nowhere else: a header value `"0"` stays
-//! the string `"0"`. Field paths survive (serde_path_to_error sees every key), so errors read as for JSON.
+//! becomes `""`, `null` keys are dropped and map keys arrive sorted. From flat key paths (labels, KV stores) a
+//! list of scalars arrives as one comma-joined string (`presets[0]=a`, `presets[1]=b` -> `"a,b"`) and an empty
+//! value is dropped. [`Coercing`] turns such strings back where the schema asks for an integer, a boolean, a
+//! list or an object, and nowhere else: a header value `"0"` stays the string `"0"`. Field paths survive
+//! (serde_path_to_error sees every key), so errors read as for JSON.
 
 use crate::error::ConfigError;
 use crate::policy::{Policy, MAX_POLICY_BYTES};
@@ -80,17 +82,16 @@ macro_rules! integers {
 impl<'de> Deserializer<'de> for Coercing<'de> {
     type Error = Error;
 
-    /// Only `Toggle` (off with `false`, or a value) asks for any type; an empty string is then handed on as a
-    /// value, so the value's own type decides (an empty list, an empty map, or an empty string).
+    /// Only `Toggle` (off with `false`, or a value) asks for any type; any other string is then handed on as a
+    /// value, so the value's own type decides how to read it (a list, a map, a string).
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => n.deserialize_any(visitor),
-            Value::String(s) if s.is_empty() => visitor.visit_newtype_struct(self),
             Value::String(s) if s == "true" => visitor.visit_bool(true),
             Value::String(s) if s == "false" => visitor.visit_bool(false),
-            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::String(_) => visitor.visit_newtype_struct(self),
             Value::Array(items) => visitor.visit_seq(Items(items.iter())),
             Value::Object(map) => visitor.visit_map(Entries {
                 entries: map.iter(),
@@ -144,9 +145,12 @@ impl<'de> Deserializer<'de> for Coercing<'de> {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A string is a list joined with commas (no element of a policy list can hold a comma: header names,
+    /// CSP sources, origins, hosts, path prefixes, presets); `""` is the empty list.
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::String(s) if s.is_empty() => visitor.visit_seq(Items([].iter())),
+            Value::String(s) => visitor.visit_seq(Joined(s.split(','))),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -157,6 +161,7 @@ impl<'de> Deserializer<'de> for Coercing<'de> {
                 entries: std::iter::empty(),
                 value: None,
             }),
+            Value::String(s) => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -206,6 +211,23 @@ impl<'de> SeqAccess<'de> for Items<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.0.len())
+    }
+}
+
+/// The elements of a comma-joined list, each trimmed.
+struct Joined<'a>(std::str::Split<'a, char>);
+
+impl<'de> SeqAccess<'de> for Joined<'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        self.0
+            .next()
+            .map(|item| seed.deserialize(BorrowedStrDeserializer::new(item.trim())))
+            .transpose()
     }
 }
 

@@ -192,16 +192,17 @@ fn options_that_are_not_a_policy_are_refused() {
 fn every_bad_policy_of_the_table_is_refused_in_yaml_keys_at_the_same_path() {
     let table: Vec<Value> = serde_json::from_str(include_str!("bad_policies.json")).unwrap();
     let mut failures = Vec::new();
-    // A string where JSON wants a number is exactly what Traefik's form cannot tell apart: it is read back.
-    fn has_scalar_string(v: &Value) -> bool {
+    // A string where JSON wants another type (a number, a list): Traefik delivers every scalar, and a list of
+    // scalars from labels, as a string, so these are read by the schema instead of refused.
+    fn has_string(v: &Value) -> bool {
         match v {
-            Value::String(s) => s.parse::<i64>().is_ok() || s == "true" || s == "false",
-            Value::Array(items) => items.iter().any(has_scalar_string),
-            Value::Object(map) => map.values().any(has_scalar_string),
+            Value::String(_) => true,
+            Value::Array(items) => items.iter().any(has_string),
+            Value::Object(map) => map.values().any(has_string),
             _ => false,
         }
     }
-    let coerced = |c: &&Value| c["reason"] == "invalid type" && has_scalar_string(&c["policy"]);
+    let coerced = |c: &&Value| c["reason"] == "invalid type" && has_string(&c["policy"]);
     for case in table
         .iter()
         .filter(|c| c["policy"].is_object() && !coerced(c))
@@ -215,4 +216,32 @@ fn every_bad_policy_of_the_table_is_refused_in_yaml_keys_at_the_same_path() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Labels and KV stores give a list of scalars as one comma-joined string (measured through Traefik's Redis
+/// provider, which decodes the same flat key paths as Docker labels).
+#[test]
+fn comma_joined_lists_from_labels_read_as_lists() {
+    let joined = json!({
+        "presets": "immich,bundle-c",
+        "headers": {"X-List": {"value": "a, b"}},
+        "rules": [{"match": {"hosts": "a.example, b.example"}, "frame_ancestors": "'self',https://x.example",
+                   "permissions_policy": {"camera": "self,https://x.example"}}]
+    });
+    let listed = json!({
+        "presets": ["immich", "bundle-c"],
+        "headers": {"X-List": {"value": "a, b"}},
+        "rules": [{"match": {"hosts": ["a.example", "b.example"]},
+                   "frame_ancestors": ["'self'", "https://x.example"],
+                   "permissions_policy": {"camera": ["self", "https://x.example"]}}]
+    });
+    let from_labels = policy_from_options(joined.to_string().as_bytes()).unwrap();
+    let from_json = Policy::parse(listed.to_string().as_bytes()).unwrap();
+    assert_eq!(format!("{from_labels:?}"), format!("{from_json:?}"));
+    let r = exchange(&from_labels, get("b.example", "/", "https"), html());
+    assert_eq!(
+        r.one("x-list").as_deref(),
+        Some("a, b"),
+        "a header value keeps its commas"
+    );
 }

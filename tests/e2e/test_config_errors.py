@@ -77,14 +77,15 @@ def test_traefik_serves_the_good_router_beside_the_broken_ones(traefik_with_ever
 
 
 def read_back_by_the_schema(case: dict) -> bool:
-    """A string where JSON wants a number or boolean: exactly what Traefik's YAML keys form reads back."""
-    def scalar_string(v) -> bool:
+    """A string where JSON wants another type (a number, a list): Traefik delivers every scalar, and a list of
+    scalars from labels, as a string, so the YAML keys form reads these by the schema instead of refusing."""
+    def has_string(v) -> bool:
         if isinstance(v, str):
-            return v in ("true", "false") or v.lstrip("-").isdigit()
+            return True
         if isinstance(v, list):
-            return any(map(scalar_string, v))
-        return isinstance(v, dict) and any(map(scalar_string, v.values()))
-    return case["reason"] == "invalid type" and scalar_string(case["policy"])
+            return any(map(has_string, v))
+        return isinstance(v, dict) and any(map(has_string, v.values()))
+    return case["reason"] == "invalid type" and has_string(case["policy"])
 
 
 KEYS_CASES = [i for i, c in enumerate(TABLE) if isinstance(c.get("policy"), dict) and not read_back_by_the_schema(c)]

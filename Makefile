@@ -21,7 +21,7 @@ CERTS := envoy-test/certs/server.crt
 CLI := target/cli/debug/secure-headers
 CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
 
-.PHONY: soak all cli build venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: soak all cli build venv certs tools browser-tools kv-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -68,6 +68,10 @@ browser-tools:
 	@command -v chromium >/dev/null && command -v certutil >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq chromium libnss3-tools >/dev/null; }
 
+## kv-tools: Debian's redis-server, the KV store through which the tests load the README's labels into Traefik
+kv-tools:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
@@ -87,7 +91,7 @@ unit:
 	cargo test --locked
 	cargo test $(CLI_CARGO)
 
-e2e: build $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools
+e2e: build $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools kv-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -80,10 +82,13 @@ class Traefik(ProxyProcess):
     policy: str
     upstream_port: int
     ports: dict[str, int] = field(default_factory=dict)
-    extra_routers: dict[str, str | dict] = field(default_factory=dict)  # host -> policy, one router + middleware each
+    extra_routers: dict[str, str | dict | list] = field(default_factory=dict)  # host -> policy: a router each
     plugin_dir: Path = PLUGIN_DIR  # another build of the plugin (the trap-test build)
     options_form: str = "json"  # "json": policy: | ; "keys": the policy's keys under the middleware
+    # Further providers beside the file provider, as in Traefik's static configuration (redis, http...).
+    providers: dict = field(default_factory=dict)
     companion: bool = True  # chain the generated headers middleware after the plugin, as the README says
+    companion_hosts: list[str] | None = None  # hosts to generate it for; None: the immich router's
     workdir: Path = field(default_factory=lambda: work_dir("traefik"))
     process: subprocess.Popen | None = None
 
@@ -105,7 +110,7 @@ class Traefik(ProxyProcess):
         entry["traefik"]["address"] = f"127.0.0.1:{self.ports['ping']}"
         dynamic_dir = self.workdir / "dynamic"
         dynamic_dir.mkdir(exist_ok=True)
-        static["providers"]["file"] = {"directory": str(dynamic_dir), "watch": False}
+        static["providers"] = {**self.providers, "file": {"directory": str(dynamic_dir), "watch": False}}
         static["log"] = {"level": "INFO", "noColor": True}
         # No outbound calls from tests (the machine has no route to the internet anyway).
         static["global"] = {"checkNewVersion": False, "sendAnonymousUsage": False}
@@ -113,7 +118,8 @@ class Traefik(ProxyProcess):
         dynamic = copy.deepcopy(committed_dynamic())
         http = dynamic["http"]
         http["middlewares"]["secure-headers"] = middleware(self.policy, self.options_form)
-        companion = companion_middleware(self.policy, immich_router_hosts()) if self.companion else None
+        hosts = immich_router_hosts() if self.companion_hosts is None else self.companion_hosts
+        companion = companion_middleware(self.policy, hosts) if self.companion else None
         http["middlewares"].pop(COMPANION, None)
         http["routers"]["immich"]["middlewares"] = ["secure-headers"]
         if companion is not None:
@@ -123,9 +129,13 @@ class Traefik(ProxyProcess):
         for i, (host, policy) in enumerate(self.extra_routers.items()):
             http["routers"][f"extra-{i}"] = {"rule": f"Host(`{host}`)", "service": "immich",
                                              "middlewares": [f"extra-{i}"]}
-            # A string is a policy JSON (policy: |); a dict is the policy's own keys under the middleware.
-            http["middlewares"][f"extra-{i}"] = (middleware(policy) if isinstance(policy, str)
-                                                 else {"plugin": {PLUGIN_KEY: policy}})
+            # A string is a policy JSON (policy: |); a dict is the policy's own keys under the middleware; a
+            # list names middlewares another provider defines.
+            if isinstance(policy, list):
+                http["routers"][f"extra-{i}"]["middlewares"] = policy
+            else:
+                http["middlewares"][f"extra-{i}"] = (middleware(policy) if isinstance(policy, str)
+                                                     else {"plugin": {PLUGIN_KEY: policy}})
         cert = dynamic["tls"]["stores"]["default"]["defaultCertificate"]
         cert["certFile"], cert["keyFile"] = str(CERTS / "server.crt"), str(CERTS / "server.key")
         (dynamic_dir / "secure-headers.yml").write_text(yaml.safe_dump(dynamic))
@@ -177,3 +187,50 @@ class Traefik(ProxyProcess):
 
 def policy_json_equal(a: str, b: str) -> bool:
     return json.loads(a) == json.loads(b)
+
+
+@dataclass
+class RedisKV:
+    """Debian's redis-server on a free port, empty and in memory: a Traefik KV provider's store."""
+
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: work_dir("redis"))
+    process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "RedisKV":
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.command("PING")
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer")
+
+    def __exit__(self, *exc) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def command(self, *args: str) -> bytes:
+        """One command in Redis's wire protocol (RESP); the reply's first line."""
+        frame = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(frame)
+            reply = sock.recv(4096)
+        if reply.startswith(b"-"):
+            raise RuntimeError(f"redis: {reply!r}")
+        return reply
+
+    def provider(self) -> dict:
+        return {"redis": {"endpoints": [f"127.0.0.1:{self.port}"], "rootKey": "traefik"}}
+
+
+def label_to_kv_key(label: str) -> str:
+    """A Docker label's key as the KV path Traefik's KV providers decode the same way: dots and [N] become
+    path segments (`traefik.http.x.rules[0].name` -> `traefik/http/x/rules/0/name`)."""
+    return re.sub(r"\[(\d+)\]", r"/\1", label).replace(".", "/")

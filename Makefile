@@ -79,7 +79,7 @@ lint:
 	cargo clippy --locked --target $(TARGET) --features proxy-wasm --target-dir target/proxy-wasm -- -D warnings
 	cargo clippy --locked --target $(TARGET) --features http-wasm --target-dir target/http-wasm -- -D warnings
 	cargo clippy --locked --target $(TARGET) --features alloc-count --target-dir target/alloc-count -- -D warnings
-	@for filter in empty naive; do \
+	@for filter in empty naive empty-http-wasm; do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
@@ -131,13 +131,14 @@ demo-traefik: build venv certs
 	$(PY) envoy-test/demo.py --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
-bench: build venv
+## (BENCH_ARGS="--only traefik" measures Traefik alone and prints its table without writing either)
+bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
-	@for filter in empty naive; do \
+	@for filter in empty naive empty-http-wasm; do \
 	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
 	done
 	@mkdir -p .work
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
 soak: $(ALLOC_COUNT_WASM) venv

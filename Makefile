@@ -127,7 +127,7 @@ demo: build venv certs
 	$(PY) envoy-test/demo.py --host envoy
 
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin
-demo-traefik: build venv certs
+demo-traefik: build $(CLI) venv certs
 	$(PY) envoy-test/demo.py --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md

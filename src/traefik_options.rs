@@ -11,8 +11,8 @@
 
 use crate::error::ConfigError;
 use crate::policy::{Policy, MAX_POLICY_BYTES};
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::value::{BorrowedStrDeserializer, MapDeserializer, SeqDeserializer};
+use serde::de::{self, Deserializer, IntoDeserializer, Unexpected, Visitor};
 use serde_json::Value;
 
 /// The policy from the middleware's options: `{policy: "<JSON>"}`, or the policy's own keys.
@@ -92,11 +92,13 @@ impl<'de> Deserializer<'de> for Coercing<'de> {
             Value::String(s) if s == "true" => visitor.visit_bool(true),
             Value::String(s) if s == "false" => visitor.visit_bool(false),
             Value::String(_) => visitor.visit_newtype_struct(self),
-            Value::Array(items) => visitor.visit_seq(Items(items.iter())),
-            Value::Object(map) => visitor.visit_map(Entries {
-                entries: map.iter(),
-                value: None,
-            }),
+            Value::Array(items) => {
+                visitor.visit_seq(SeqDeserializer::new(items.iter().map(Coercing)))
+            }
+            Value::Object(map) => visitor.visit_map(MapDeserializer::new(
+                map.iter()
+                    .map(|(key, value)| (key.as_str(), Coercing(value))),
+            )),
         }
     }
 
@@ -149,18 +151,21 @@ impl<'de> Deserializer<'de> for Coercing<'de> {
     /// CSP sources, origins, hosts, path prefixes, presets); `""` is the empty list.
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Value::String(s) if s.is_empty() => visitor.visit_seq(Items([].iter())),
-            Value::String(s) => visitor.visit_seq(Joined(s.split(','))),
+            Value::String(s) if s.is_empty() => {
+                visitor.visit_seq(SeqDeserializer::new(std::iter::empty::<&str>()))
+            }
+            Value::String(s) => {
+                visitor.visit_seq(SeqDeserializer::new(s.split(',').map(str::trim)))
+            }
             _ => self.deserialize_any(visitor),
         }
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Value::String(s) if s.is_empty() => visitor.visit_map(Entries {
-                entries: std::iter::empty(),
-                value: None,
-            }),
+            Value::String(s) if s.is_empty() => {
+                visitor.visit_map(MapDeserializer::new(std::iter::empty::<(&str, &str)>()))
+            }
             Value::String(s) => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
             _ => self.deserialize_any(visitor),
         }
@@ -194,67 +199,10 @@ impl<'de> Deserializer<'de> for Coercing<'de> {
     }
 }
 
-struct Items<'a>(std::slice::Iter<'a, Value>);
+impl<'de> IntoDeserializer<'de, Error> for Coercing<'de> {
+    type Deserializer = Self;
 
-impl<'de> SeqAccess<'de> for Items<'de> {
-    type Error = Error;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Error> {
-        self.0
-            .next()
-            .map(|item| seed.deserialize(Coercing(item)))
-            .transpose()
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-}
-
-/// The elements of a comma-joined list, each trimmed.
-struct Joined<'a>(std::str::Split<'a, char>);
-
-impl<'de> SeqAccess<'de> for Joined<'de> {
-    type Error = Error;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Error> {
-        self.0
-            .next()
-            .map(|item| seed.deserialize(BorrowedStrDeserializer::new(item.trim())))
-            .transpose()
-    }
-}
-
-struct Entries<'a, I> {
-    entries: I,
-    value: Option<&'a Value>,
-}
-
-impl<'de, I: Iterator<Item = (&'de String, &'de Value)>> MapAccess<'de> for Entries<'de, I> {
-    type Error = Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        let Some((key, value)) = self.entries.next() else {
-            return Ok(None);
-        };
-        self.value = Some(value);
-        seed.deserialize(BorrowedStrDeserializer::new(key))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        match self.value.take() {
-            Some(value) => seed.deserialize(Coercing(value)),
-            None => Err(de::Error::custom("a value without a key")),
-        }
+    fn into_deserializer(self) -> Self {
+        self
     }
 }

@@ -12,7 +12,8 @@ import time
 import pytest
 from http_client import request
 from readme_examples import example, middleware_options
-from traefik_runner import RedisKV, Traefik, label_to_kv_key
+from traefik_runner import (COMPANION, RedisKV, Traefik, committed_dynamic, committed_policy,
+                            companion_middleware, immich_router_hosts, label_to_kv_key)
 
 HOST = "photos.example.com"
 MIDDLEWARE_LABEL = "traefik.http.middlewares."
@@ -83,3 +84,18 @@ def test_a_bad_label_is_refused_with_its_field_path(by_form):
     assert status == 404
     line = next(line for line in log.splitlines() if "middlewareName=bad-labels@redis" in line)
     assert re.search(r"secure-headers: invalid policy at rules\[0\]\.hsts\.max_age: .*abc", line), line
+
+
+def test_the_committed_companion_is_the_one_the_cli_generates():
+    """dynamic.yml carries the companion for policies/immich.json; regenerating it must not change it."""
+    committed = committed_dynamic()["http"]["middlewares"][COMPANION]
+    assert committed == companion_middleware(committed_policy(), immich_router_hosts())
+    assert committed_dynamic()["http"]["routers"]["immich"]["middlewares"] == ["secure-headers", COMPANION]
+
+
+def test_the_plugin_says_at_load_time_what_streamed_responses_cannot_get(proxy_for):
+    log = proxy_for("traefik", '{"presets": ["immich"]}').server.log()
+    line = next(line for line in log.splitlines() if "secure-headers: streamed responses" in line)
+    assert "to remove x-powered-by, server, x-envoy-upstream-service-time" in line
+    assert "`secure-headers traefik-middleware POLICY`" in line
+    assert "never on a streamed response: cache-control, content-type, content-security-policy" in line

@@ -78,8 +78,9 @@ impl Policy {
 
     /// For a streamed response: writes what the first applicable rule sets, before the upstream answers.
     /// Only rules without response conditions (content type, status) can be judged this early. Removals and
-    /// `keep_upstream` headers need the upstream's headers and are left out; a header the upstream also sends
-    /// arrives twice, so list such headers in `keep_upstream`. An observing rule writes nothing here.
+    /// `keep_upstream` headers need the upstream's headers and are left out; Traefik adds the upstream's copies
+    /// of a header to these, which the companion headers middleware (`companion.rs`) then replaces. An
+    /// observing rule writes nothing here.
     pub fn apply_before_upstream(
         &self,
         facts: &RequestFacts,

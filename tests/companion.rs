@@ -242,3 +242,27 @@ fn every_preset_has_a_companion_that_a_policy_can_explain() {
         assert!(!companion.advice().contains('\n'), "one log line");
     }
 }
+
+/// With `keep_upstream: []` the static CSP is a plain write, so the companion carries it: on a held document
+/// the plugin still replaces it with the hashed one, as without the companion.
+#[test]
+fn the_hashed_csp_wins_over_the_companions_static_one() {
+    let p = policy(r#"{"presets": ["immich"], "keep_upstream": [], "inline_script_hashes": {}}"#);
+    let companion = p.companion(&[]);
+    assert!(companion
+        .sets
+        .iter()
+        .any(|(n, _)| &**n == "content-security-policy"));
+    let body = b"<!doctype html><script>boot()</script>";
+    let hashed = |with_companion: bool| {
+        let mut response = html();
+        if with_companion {
+            apply_companion(&companion, true, &mut response);
+        }
+        let facts = p.inspect_request(&mut get("immich.test", "/", "https"));
+        p.apply_document(&facts, &mut response, body, &mut common::Counts::default());
+        response.one("content-security-policy").unwrap()
+    };
+    assert!(hashed(false).contains("'sha256-"), "{}", hashed(false));
+    assert_eq!(hashed(true), hashed(false));
+}

@@ -19,8 +19,12 @@ enum Command {
     /// Print the Traefik `headers` middleware that gives streamed responses what every response gets
     /// (removals and static headers), as dynamic-configuration YAML to put after the plugin.
     TraefikMiddleware {
-        /// The policy: a JSON file (the text Envoy's configuration or `policy: |` carries), or - for stdin.
+        /// The policy: a JSON file (the text Envoy's configuration or `policy: |` carries), - for stdin, or a
+        /// Traefik dynamic configuration (.yml/.yaml) holding the plugin's middleware (YAML keys or `policy: |`).
         policy: PathBuf,
+        /// In a dynamic configuration file: the name of the plugin's middleware.
+        #[arg(long, default_value = "secure-headers")]
+        middleware: String,
         /// Name of the generated middleware.
         #[arg(long, default_value = "secure-headers-streamed")]
         name: String,
@@ -34,9 +38,10 @@ fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::TraefikMiddleware {
             policy,
+            middleware,
             name,
             hosts,
-        } => traefik_middleware::run(&policy, &name, &hosts),
+        } => traefik_middleware::run(&policy, &middleware, &name, &hosts),
     };
     match outcome {
         Ok(output) => {

@@ -94,3 +94,39 @@ fn refuses_when_no_header_is_safe_and_names_bad_fields() {
         "{stderr}"
     );
 }
+
+#[test]
+fn reads_the_plugins_options_from_a_traefik_dynamic_configuration() {
+    let dynamic = concat!(env!("CARGO_MANIFEST_DIR"), "/../traefik-test/dynamic.yml");
+    let from_file = run(
+        &["traefik-middleware", dynamic, "--host", "immich.test"],
+        None,
+    );
+    let from_json = run(
+        &["traefik-middleware", IMMICH_FILE, "--host", "immich.test"],
+        None,
+    );
+    assert_eq!(
+        headers_of(&from_file, "secure-headers-streamed"),
+        headers_of(&from_json, "secure-headers-streamed")
+    );
+
+    let keys = "http:\n  middlewares:\n    hardening:\n      plugin:\n        secureheaders:\n          presets: [immich]\n          hsts: {max_age: \"600\"}\n";
+    let dir = std::env::temp_dir().join(format!("secure-headers-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dynamic.yml");
+    std::fs::write(&path, keys).unwrap();
+    let path = path.to_str().unwrap();
+    let output = run(
+        &["traefik-middleware", path, "--middleware", "hardening"],
+        None,
+    );
+    assert_eq!(
+        headers_of(&output, "secure-headers-streamed")["stsSeconds"],
+        Value::from(600)
+    );
+    let missing = run(&["traefik-middleware", path], None);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("http.middlewares.secure-headers.plugin")
+    );
+}

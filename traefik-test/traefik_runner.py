@@ -168,6 +168,14 @@ class Traefik(ProxyProcess):
         except OSError:
             return False
 
+    def wait_for_router(self, host: str, timeout: float = 30) -> None:
+        """Waits until a router from another provider (Redis, HTTP), which may load after the file's, serves."""
+        deadline = time.monotonic() + timeout
+        while not self._router_answers(host):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no router for {host} within {timeout}s:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
     def wait_for_log(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

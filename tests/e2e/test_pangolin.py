@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -77,10 +76,7 @@ def pangolin(built_modules, upstream):
         "http": {"endpoint": f"http://127.0.0.1:{api.port}/api/v1/traefik-config", "pollInterval": "5s"}})
     try:
         with traefik:
-            for _ in range(100):  # the HTTP provider's first poll
-                if request(traefik.ports["http"], "/", host="photos.example.com").status == 200:
-                    break
-                time.sleep(0.1)
+            traefik.wait_for_router("photos.example.com")
             yield traefik, badger
     finally:
         api.close()

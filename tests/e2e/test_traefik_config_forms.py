@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 from http_client import request
@@ -56,22 +55,26 @@ def by_form(built_modules, upstream):
         for key, value in middleware_labels().items():
             kv.command("SET", key, value)
         kv.command("SET", "traefik/http/middlewares/bad-labels/plugin/secureheaders/rules/0/hsts/max_age", "abc")
+        # The whole policy in one label, as the README offers for what labels cannot write.
+        kv.command("SET", "traefik/http/middlewares/one-label/plugin/secureheaders/policy", json.dumps(yaml_keys()))
         traefik = Traefik('{"presets": ["immich"]}', upstream.port, providers=kv.provider(),
                           extra_routers={HOST: ["secure-headers@redis"], "bad.example.com": ["bad-labels@redis"]})
         with traefik:
-            for _ in range(100):  # the Redis provider's first configuration can arrive after the file's
-                if request(traefik.ports["http"], "/", host=HOST).status == 200:
-                    break
-                time.sleep(0.1)
+            traefik.wait_for_router(HOST)
             results["labels"] = responses(traefik)
             bad = request(traefik.ports["http"], "/", host="bad.example.com")
             results["bad labels"] = (bad.status, traefik.wait_for_log("middlewareName=bad-labels@redis"))
+        with Traefik('{"presets": ["immich"]}', upstream.port, providers=kv.provider(),
+                     extra_routers={HOST: ["one-label@redis"]}) as traefik:
+            traefik.wait_for_router(HOST)
+            results["one label"] = responses(traefik)
     return results
 
 
 def test_the_three_forms_give_the_same_headers(by_form):
     assert by_form["yaml keys"] == by_form["json string"]
     assert by_form["labels"] == by_form["json string"]
+    assert by_form["one label"] == by_form["json string"]
     page = dict(by_form["json string"][0])
     assert b"frame-ancestors 'self'" in page["content-security-policy"]
     assert page["strict-transport-security"] == b"max-age=31536000"

@@ -17,10 +17,19 @@ FUZZ_TARGETS := policy_parse response_decision inline_scripts
 FUZZ_SECONDS ?= 3600
 SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
 CERTS := envoy-test/certs/server.crt
+# The native CLI (cli/, its own Cargo.lock): the e2e tests generate Traefik's companion middleware with it.
+CLI := target/cli/debug/secure-headers
+CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
 
-.PHONY: soak all build dist registry-tools venv certs tools browser-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: soak all cli build dist registry-tools venv certs tools browser-tools kv-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
+
+## cli: the native `secure-headers` tool (traefik-middleware prints the companion headers middleware)
+cli: $(CLI)
+
+$(CLI): $(SOURCES) cli/Cargo.toml cli/Cargo.lock $(shell find cli/src -type f)
+	cargo build $(CLI_CARGO)
 
 ## build: the proxy-wasm module for Envoy and the http-wasm plugin folder for Traefik
 build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST)
@@ -70,6 +79,10 @@ browser-tools:
 	@command -v chromium >/dev/null && command -v certutil >/dev/null || \
 	  { apt-get update -qq && apt-get install -y -qq chromium libnss3-tools >/dev/null; }
 
+## kv-tools: Debian's redis-server, the KV store through which the tests load the README's labels into Traefik
+kv-tools:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
@@ -77,16 +90,19 @@ lint:
 	cargo clippy --locked --target $(TARGET) --features proxy-wasm --target-dir target/proxy-wasm -- -D warnings
 	cargo clippy --locked --target $(TARGET) --features http-wasm --target-dir target/http-wasm -- -D warnings
 	cargo clippy --locked --target $(TARGET) --features alloc-count --target-dir target/alloc-count -- -D warnings
-	@for filter in empty naive; do \
+	@for filter in empty naive empty-http-wasm; do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-lint -- -D warnings
+	cargo fmt --manifest-path cli/Cargo.toml --check
+	cargo clippy $(CLI_CARGO) --all-targets -- -D warnings
 
 unit:
 	cargo test --locked
+	cargo test $(CLI_CARGO)
 
-e2e: build dist $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools registry-tools
+e2e: build dist $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools registry-tools kv-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 
@@ -122,17 +138,18 @@ demo: build venv certs
 	$(PY) envoy-test/demo.py --host envoy
 
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin
-demo-traefik: build venv certs
+demo-traefik: build $(CLI) venv certs
 	$(PY) envoy-test/demo.py --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
-bench: build venv
+## (BENCH_ARGS="--only traefik" measures Traefik alone and prints its table without writing either)
+bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
-	@for filter in empty naive; do \
+	@for filter in empty naive empty-http-wasm; do \
 	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
 	done
 	@mkdir -p .work
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
 soak: $(ALLOC_COUNT_WASM) venv

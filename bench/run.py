@@ -33,11 +33,14 @@ sys.path.insert(0, str(ROOT / "envoy-test"))
 sys.path.insert(0, str(ROOT / "traefik-test"))
 
 from envoy_runner import envoy_binary, free_port  # noqa: E402
-from traefik_runner import MODULE_NAME, PLUGIN_DIR, PLUGIN_KEY, traefik_binary  # noqa: E402
+from traefik_runner import (MODULE_NAME, PLUGIN_DIR, PLUGIN_KEY, companion_middleware,  # noqa: E402
+                            traefik_binary)
 
 OURS = ROOT / "dist" / "proxy-wasm" / "secure_headers.wasm"
 EMPTY = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_empty_filter.wasm"
 NAIVE = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_naive_filter.wasm"
+EMPTY_HTTP_WASM = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_empty_http_wasm.wasm"
+EMPTY_HTTP_WASM_MODULE = "github.com/secure-headers/bench-empty-http-wasm"
 IMMICH = json.dumps({"presets": ["immich"]})
 # What the Immich server sends on its SPA page (before the filter).
 UPSTREAM_HEADERS = [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"),
@@ -300,21 +303,32 @@ def bench_traefik(args, workdir: Path) -> dict:
     plugin.mkdir(parents=True, exist_ok=True)
     for item in PLUGIN_DIR.iterdir():
         shutil.copy(item, plugin / item.name)
+    # Traefik's ABI floor: an http-wasm guest that does nothing.
+    empty = workdir / "plugins-local" / "src" / EMPTY_HTTP_WASM_MODULE
+    empty.mkdir(parents=True, exist_ok=True)
+    shutil.copy(EMPTY_HTTP_WASM, empty / EMPTY_HTTP_WASM.name)
+    shutil.copy(ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml", empty / ".traefik.yml")
     # The headers the plugin writes on a held (document) response, for the native middleware to match.
     static = {"entryPoints": {"web": {"address": f"127.0.0.1:{web}"}, "traefik": {"address": f"127.0.0.1:{ping}"}},
               "ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
               "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-              "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME}}},
+              "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
+                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE}}},
               "providers": {"file": {"filename": str(workdir / "dynamic.yml")}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
     page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
     dynamic = {"http": {"routers": {
         "none": {"rule": "Host(`none.test`)", "service": "up"},
         "plugin": {"rule": f"Host(`{HOST}`)", "service": "up", "middlewares": ["secure-headers"]},
+        "companion": {"rule": "Host(`companion.test`)", "service": "up",
+                      "middlewares": ["secure-headers", "secure-headers-streamed"]},
+        "empty": {"rule": "Host(`empty.test`)", "service": "up", "middlewares": ["empty"]},
         "page-none": {"rule": "Host(`page-none.test`)", "service": "page"},
         "page-held": {"rule": "Host(`page-held.test`)", "service": "page", "middlewares": ["secure-headers"]},
         "page-hashed": {"rule": "Host(`page-hashed.test`)", "service": "page", "middlewares": ["hashing"]}},
         "middlewares": {"secure-headers": {"plugin": {PLUGIN_KEY: {"policy": IMMICH}}},
+                        "secure-headers-streamed": companion_middleware(IMMICH, []),
+                        "empty": {"plugin": {"empty": {}}},
                         "hashing": {"plugin": {PLUGIN_KEY: {"policy": HASHING}}}},
         "services": {"up": service, "page": page}}}
     (workdir / "dynamic.yml").write_text(json.dumps(dynamic))
@@ -361,10 +375,18 @@ def bench_traefik(args, workdir: Path) -> dict:
         hashed_csp = fetch_headers(web, "page-hashed.test", document).get("content-security-policy", "")
         if hashed_csp.count("'sha256-") != 2:
             raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
+        streamed = {"Sec-Fetch-Dest": "image"}  # a sub-resource: the plugin streams it
+        companion_streamed = fetch_headers(web, "companion.test", streamed)
+        if "x-powered-by" in companion_streamed or "x-content-type-options" not in companion_streamed:
+            raise RuntimeError(f"the companion variant did not edit the streamed response: {companion_streamed}")
         targets = {
             "none": (web, "none.test", {}),
+            "empty http-wasm guest (ABI floor)": (web, "empty.test", {}),
             "native headers middleware": (web, "native.test", {}),
-            "secure-headers, streamed path": (web, HOST, {}),
+            "secure-headers, streamed path": (web, HOST, streamed),
+            "secure-headers + companion, streamed path": (web, "companion.test", streamed),
+            "secure-headers, held path (no Fetch Metadata: curl, scanners)": (web, HOST, {}),
+            "secure-headers + companion, held path": (web, "companion.test", {}),
             "secure-headers, held (buffered) HTML path": (web, HOST, document),
             "none, 10 KiB page": (web, "page-none.test", {}),
             "secure-headers, held, 10 KiB page": (web, "page-held.test", document),
@@ -401,15 +423,29 @@ def summarise(envoy: dict, traefik: dict) -> dict:
     floor = v["empty proxy-wasm"]["added_cpu_us_over_none"]
     native = v["native header_mutation"]["added_cpu_us_over_none"]
     ours = v["secure-headers (immich)"]["added_cpu_us_over_none"]
-    t = traefik["variants"]
-    for name in t:
-        t[name]["added_cpu_us_over_none"] = added(t, name, "none, 10 KiB page" if "10 KiB" in name else "none")
     return {
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
         "price_over_native_vs_floor_ratio": (ours - native) / floor if floor > 0 else None,
+        **traefik_summary(traefik),
     }
+
+
+def traefik_summary(traefik: dict) -> dict:
+    """The plugin's price over Traefik's native headers middleware, as a multiple of the empty guest's cost."""
+    t = traefik["variants"]
+    for name in t:
+        t[name]["added_cpu_us_over_none"] = added(t, name, "none, 10 KiB page" if "10 KiB" in name else "none")
+    floor = t["empty http-wasm guest (ABI floor)"]["added_cpu_us_over_none"]
+    native = t["native headers middleware"]["added_cpu_us_over_none"]
+    prices = {kind: t[name]["added_cpu_us_over_none"] - native for kind, name in [
+        ("streamed_with_companion", "secure-headers + companion, streamed path"),
+        ("held", "secure-headers + companion, held path")]}
+    return {"traefik_empty_guest_added_us": floor, "traefik_native_added_us": native,
+            **{f"traefik_price_over_native_{k}_us": v for k, v in prices.items()},
+            **{f"traefik_price_over_native_{k}_vs_floor_ratio": (v / floor if floor > 0 else None)
+               for k, v in prices.items()}}
 
 
 def table(variants: dict, baseline: str) -> list[str]:
@@ -480,11 +516,29 @@ def write_markdown(results: dict, path: Path) -> None:
     out += ["", "The 10 KiB rows are measured over the same 10 KiB page without the middleware (\"none, 10 KiB "
             f"page\"). Hashing the page's two inline scripts (inline_script_hashes) adds {hashed - held:.2f} µs per "
             f"document over the held path without it ({held:.2f} -> {hashed:.2f} µs).",
-            "", "The streamed path writes the same headers as the held path except that it cannot remove "
-            "X-Powered-By (see README, \"Traefik\"). Module size: "
+            "", *traefik_findings(s),
+            "", "Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
             f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm).", ""]
     path.write_text("\n".join(out))
+
+
+def traefik_findings(s: dict) -> list[str]:
+    def ratio(kind: str) -> str:
+        r = s[f"traefik_price_over_native_{kind}_vs_floor_ratio"]
+        return f"{r:.2f} x the floor" if r is not None else "no ratio (the floor was not above zero in this run)"
+    return [
+        f"- Traefik's ABI floor (an http-wasm guest that does nothing) adds {s['traefik_empty_guest_added_us']:.2f} "
+        f"µs per request; the native headers middleware writing the held path's headers adds "
+        f"{s['traefik_native_added_us']:.2f} µs.",
+        f"- The plugin's price over that native middleware, with the companion headers middleware chained as the "
+        f"README prescribes: {s['traefik_price_over_native_streamed_with_companion_us']:.2f} µs on a streamed "
+        f"response ({ratio('streamed_with_companion')}) and {s['traefik_price_over_native_held_us']:.2f} µs on a "
+        f"held one ({ratio('held')}; held responses are buffered whole).",
+        "- A streamed response without the companion keeps X-Powered-By (the plugin cannot remove a header from "
+        "it); with the companion it gets the same removals and static headers as a held one, but not the CSP the "
+        "`immich` preset writes only when the upstream sends none (see README, \"Traefik\").",
+    ]
 
 
 def main() -> int:
@@ -492,6 +546,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
+    parser.add_argument("--only", choices=["traefik"],
+                        help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
     for tool in ("wrk", "hey", "taskset"):
         if not shutil.which(tool):
@@ -500,6 +556,13 @@ def main() -> int:
         raise SystemExit("the benchmark pins the proxy and the load generator to two different CPUs; this machine has one")
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".work"))
     print(f"bench: {args.rounds} rounds, logs in {workdir}")
+    if args.only == "traefik":
+        traefik = bench_traefik(args, workdir)
+        summary = traefik_summary(traefik)
+        print("\n".join(table(traefik["variants"], "no middleware") + [""] + traefik_findings(summary)))
+        (workdir / "traefik.json").write_text(json.dumps({**traefik, "summary": summary}, indent=1) + "\n")
+        print(f"wrote {workdir / 'traefik.json'}")
+        return 0
     envoy = bench_envoy(args, workdir)
     traefik = bench_traefik(args, workdir)
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,

@@ -5,13 +5,13 @@
 //! 4, 8... (per plugin instance; Traefik pools instances).
 
 use crate::delivery::Delivery;
-use crate::error::ConfigError;
 use crate::host::{RequestView, ResponseHeaders};
 use crate::identity::load_identity;
 use crate::inline_hashing::VALIDATORS;
 use crate::metrics::{CounterBook, Metrics};
 use crate::policy::Policy;
 use crate::report_collector::{Admission, OriginBook, Rejection, ReportCollector};
+use crate::traefik_options::{policy_from_options, policy_text};
 use std::cell::RefCell;
 
 #[link(wasm_import_module = "http_handler")]
@@ -141,15 +141,20 @@ pub extern "C" fn _initialize() {
     let len = read_into(&mut config, |buf, limit| {
         i64::from(unsafe { get_config(buf, limit) })
     });
-    match policy_from_options(config.get(..len).unwrap_or_default()) {
-        Ok((policy, text)) => {
+    let options = config.get(..len).unwrap_or_default();
+    match policy_from_options(options) {
+        Ok(policy) => {
             write_log(
                 LOG_INFO,
                 &format!(
                     "secure-headers: policy loaded ({} rule(s)), {}",
                     policy.rules.len(),
-                    load_identity(text.as_bytes())
+                    load_identity(&policy_text(options))
                 ),
+            );
+            write_log(
+                LOG_INFO,
+                &format!("secure-headers: {}", policy.companion(&[]).advice()),
             );
             with_metrics(|metrics, _| {
                 for name in policy.counter_names() {
@@ -163,26 +168,6 @@ pub extern "C" fn _initialize() {
             std::process::abort();
         }
     }
-}
-
-/// Traefik's plugin options: the policy as one JSON string. Traefik turns every number and boolean of a
-/// plugin's options into a string, so the policy cannot be written as YAML fields; as a string it is also the
-/// very same text Envoy's `configuration` carries.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TraefikOptions {
-    policy: String,
-}
-
-/// The policy, and its text (whose digest the load line names).
-fn policy_from_options(options: &[u8]) -> Result<(Policy, String), ConfigError> {
-    let options: TraefikOptions = serde_json::from_slice(options).map_err(|e| {
-        ConfigError::new(
-            "",
-            format!("Traefik plugin options must be {{policy: '<policy JSON>'}}: {e}"),
-        )
-    })?;
-    Ok((Policy::parse(options.policy.as_bytes())?, options.policy))
 }
 
 #[no_mangle]

@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod companion;
 pub mod csp;
 pub mod delivery;
 pub mod document_fetch;
@@ -32,6 +33,7 @@ pub mod presets;
 pub mod report_collector;
 pub mod rule;
 pub mod schema;
+pub mod traefik_options;
 
 #[cfg(all(feature = "proxy-wasm", feature = "http-wasm"))]
 compile_error!("build one host adapter at a time: each host refuses the other's imports");

@@ -73,11 +73,20 @@ impl Matcher {
         !(self.content_types.is_empty() && self.statuses.is_empty())
     }
 
+    /// Whether the host conditions hold for `authority` (which may carry a port), whatever the path.
+    pub fn matches_host(&self, authority: &[u8]) -> bool {
+        let host = strip_port(authority);
+        self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host))
+    }
+
+    pub fn has_path_conditions(&self) -> bool {
+        !(self.paths.is_empty() && self.except_paths.is_empty())
+    }
+
     /// Host and path. `authority` may carry a port; `path` may carry a query.
     pub fn matches_request(&self, authority: Option<&[u8]>, path: Option<&[u8]>) -> bool {
-        let host = authority.map(strip_port).unwrap_or_default();
         let path = path.map(strip_query).unwrap_or_default();
-        let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host));
+        let host_ok = self.matches_host(authority.unwrap_or_default());
         let path_ok =
             self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p.as_bytes()));
         let excluded = self

@@ -50,7 +50,13 @@ impl Policy {
                 ),
             ));
         }
-        let deserializer = &mut serde_json::Deserializer::from_slice(json);
+        Policy::from_deserializer(&mut serde_json::Deserializer::from_slice(json))
+    }
+
+    /// The policy from any serde deserializer (JSON text, or Traefik's options); errors carry the field path.
+    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Policy, ConfigError> {
         let top: Layer = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             ConfigError::new(

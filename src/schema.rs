@@ -301,6 +301,12 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ToggleVisitor<T> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         T::deserialize(MapAccessDeserializer::new(map)).map(Toggle::On)
     }
+
+    /// A value that only the value's own type can read: Traefik's `""` for an empty list or map (see
+    /// `traefik_options`). JSON never sends this.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
+        T::deserialize(value).map(Toggle::On)
+    }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedMap<V> {

@@ -467,43 +467,79 @@ mod delivery {
     const NAVIGATION: &[(&str, &str)] = &[("sec-fetch-dest", "document")];
 
     #[test]
-    fn documents_are_held_and_everything_else_streams() {
+    fn every_get_and_head_is_held_unless_it_must_stream() {
         let p = policy(r#"{"presets": ["immich"]}"#);
-        assert_eq!(decide(&p, "/auth/login", "GET", NAVIGATION), Delivery::Held);
-        assert_eq!(
-            decide(&p, "/", "HEAD", &[("accept", "text/html,*/*")]),
-            Delivery::Held
-        );
+        for (method, headers) in [
+            ("GET", NAVIGATION),
+            ("HEAD", &[("accept", "text/html,*/*")][..]),
+            ("GET", &[("accept", "*/*")][..]),
+            ("GET", &[][..]),
+            ("HEAD", &[][..]),
+            ("GET", &[("sec-fetch-dest", "empty")][..]),
+            ("GET", &[("sec-fetch-dest", "iframe")][..]),
+            ("GET", &[("sec-fetch-dest", "object")][..]),
+            ("GET", &[("sec-fetch-dest", "no-such-destination")][..]),
+        ] {
+            assert_eq!(
+                decide(&p, "/auth/login", method, headers),
+                Delivery::Held,
+                "{method} {headers:?}"
+            );
+        }
+        for worker in ["worker", "sharedworker", "serviceworker"] {
+            assert_eq!(
+                decide(
+                    &p,
+                    "/service-worker.js",
+                    "GET",
+                    &[("sec-fetch-dest", worker)]
+                ),
+                Delivery::Held,
+                "a worker's CSP comes from its own response ({worker})"
+            );
+        }
         assert_eq!(
             decide(&p, "/favicon.ico", "GET", &[("sec-fetch-dest", "image")]),
             Delivery::Held,
             "repairs need the response"
         );
-        assert_eq!(
-            decide(
-                &p,
-                "/_app/immutable/a.js",
-                "GET",
-                &[("sec-fetch-dest", "script")]
-            ),
-            Delivery::Streamed
-        );
-        assert_eq!(
-            decide(&p, "/", "GET", &[("accept", "*/*")]),
-            Delivery::Streamed
-        );
+    }
+
+    #[test]
+    fn what_must_stream_streams() {
+        let p = policy(r#"{"presets": ["immich"]}"#);
+        for dest in [
+            "image",
+            "video",
+            "audio",
+            "track",
+            "font",
+            "style",
+            "script",
+            "json",
+            "manifest",
+            "audioworklet",
+            "paintworklet",
+            "Script",
+        ] {
+            assert_eq!(
+                decide(
+                    &p,
+                    "/_app/immutable/a.js",
+                    "GET",
+                    &[("sec-fetch-dest", dest)]
+                ),
+                Delivery::Streamed,
+                "{dest}"
+            );
+        }
         assert_eq!(
             decide(&p, "/", "POST", NAVIGATION),
             Delivery::Streamed,
             "uploads are never buffered"
         );
         assert_eq!(
-            decide(
-                &p,
-                "/",
-                "GET",
-                &[("sec-fetch-dest", "document"), ("range", "bytes=0-")]
-            ),
+            decide(&p, "/", "GET", &[("range", "bytes=0-")]),
             Delivery::Streamed
         );
         assert_eq!(
@@ -518,11 +554,16 @@ mod delivery {
     }
 
     #[test]
-    fn without_streaming_paths_a_navigation_to_media_would_be_held() {
+    fn without_streaming_paths_a_download_would_be_held() {
         let p = policy(r#"{"presets": ["bundle-a"]}"#);
         assert_eq!(
             decide(&p, "/api/assets/1/original", "GET", NAVIGATION),
             Delivery::Held
+        );
+        assert_eq!(
+            decide(&p, "/api/assets/1/original", "GET", &[]),
+            Delivery::Held,
+            "curl's download"
         );
         let p = policy(r#"{"presets": ["bundle-a"], "streaming_paths": ["/api/"]}"#);
         assert_eq!(

@@ -17,7 +17,7 @@ from http_client import request  # noqa: E402
 from traefik_runner import PLUGIN_DIR, Traefik  # noqa: E402
 
 HOSTS = ["envoy", "traefik"]
-# A browser navigation: what makes Traefik hold a response so the whole policy applies.
+# A browser navigation (Traefik holds every GET/HEAD that need not stream, this one among them).
 DOCUMENT = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}
 
 
@@ -29,8 +29,10 @@ class Proxy:
         self.server = server
 
     @property
-    def streams_without_edits(self) -> bool:
-        """Traefik cannot remove or replace headers of a response it streams (see README, "Traefik")."""
+    def streamed_lacks_response_decisions(self) -> bool:
+        """Traefik streams Range, `streaming_paths` and sub-resource responses: the companion headers middleware
+        gives them its removals and static headers, once each, but nothing the policy decides from the response
+        (keep_upstream's CSP, Cache-Control defaults). See README, "Traefik"."""
         return self.name == "traefik"
 
     def get(self, path: str, **kwargs):

@@ -74,3 +74,43 @@ def test_traefik_serves_the_good_router_beside_the_broken_ones(traefik_with_ever
     reply = request(traefik_with_every_bad_policy.ports["http"], "/", headers={"Sec-Fetch-Dest": "document"})
     assert reply.status == 200
     assert reply.one("x-content-type-options") == "nosniff"
+
+
+def read_back_by_the_schema(case: dict) -> bool:
+    """A string where JSON wants another type (a number, a list): Traefik delivers every scalar, and a list of
+    scalars from labels, as a string, so the YAML keys form reads these by the schema instead of refusing."""
+    def has_string(v) -> bool:
+        if isinstance(v, str):
+            return True
+        if isinstance(v, list):
+            return any(map(has_string, v))
+        return isinstance(v, dict) and any(map(has_string, v.values()))
+    return case["reason"] == "invalid type" and has_string(case["policy"])
+
+
+KEYS_CASES = [i for i, c in enumerate(TABLE) if isinstance(c.get("policy"), dict) and not read_back_by_the_schema(c)]
+
+
+@pytest.fixture(scope="module")
+def traefik_with_every_bad_policy_as_yaml_keys(built_modules, upstream):
+    """The same table written as YAML keys under each middleware (the README's native form)."""
+    routers = {f"keys-{i}.test": TABLE[i]["policy"] for i in KEYS_CASES}
+    traefik = Traefik('{"presets": ["immich"]}', upstream.port, extra_routers=routers)
+    with traefik:
+        for i in KEYS_CASES:
+            request(traefik.ports["http"], "/", host=f"keys-{i}.test")
+        traefik.wait_for_log(f"middlewareName=extra-{len(KEYS_CASES) - 1}@file")
+        yield traefik
+
+
+@pytest.mark.parametrize("index", KEYS_CASES, ids=[IDS[i] for i in KEYS_CASES])
+def test_traefik_refuses_the_policy_as_yaml_keys_at_the_same_path(traefik_with_every_bad_policy_as_yaml_keys,
+                                                                   index):
+    traefik, case = traefik_with_every_bad_policy_as_yaml_keys, TABLE[index]
+    middleware = f"extra-{KEYS_CASES.index(index)}"
+    lines = [line for line in traefik.log().splitlines()
+             if "secure-headers:" in line and re.search(rf"middlewareName={middleware}@file\b", line)]
+    assert lines, f"no log line for middleware {middleware}"
+    for line in lines:
+        assert f"secure-headers: invalid policy at {logged_path(case)}: " in line, line
+    assert request(traefik.ports["http"], "/", host=f"keys-{index}.test").status == 404

@@ -1,6 +1,6 @@
 """One expectation table, run through real Envoy and real Traefik: bundles, presets and scoping on the kinds of
-response Immich sends. Where Traefik streams a response it can only add headers (it cannot remove or replace
-them); those tests assert that limit explicitly instead of skipping."""
+response Immich sends. Where Traefik streams a response (with the companion headers middleware the README
+prescribes) it lacks what the policy decides from the response; those tests assert that limit explicitly."""
 
 from __future__ import annotations
 
@@ -105,11 +105,10 @@ def test_media_range_206_keeps_upstream_caching(demo, upstream):
     assert reply.one("cross-origin-resource-policy") == "cross-origin", "Cast receivers load media cross-origin"
     assert reply.one("x-content-type-options") == "nosniff"
     assert reply.one("strict-transport-security") == "max-age=31536000"
-    if demo.streams_without_edits:
-        assert reply.one("x-powered-by") == "Express", "Traefik cannot remove a header from a streamed response"
+    assert reply.one("x-powered-by") is None, "Traefik: the companion middleware removes it"
+    if demo.streamed_lacks_response_decisions:
         assert reply.one("content-security-policy") is None, "keep_upstream headers need the upstream's headers"
     else:
-        assert reply.one("x-powered-by") is None
         assert reply.one("content-security-policy") is not None
 
 
@@ -180,17 +179,14 @@ def test_an_upstream_csp_is_kept_not_doubled(demo):
 
 
 def test_streamed_response_with_upstream_security_headers(demo):
-    """A non-document response from an upstream that sends its own HSTS (Immich with helmet): Envoy replaces it;
-    Traefik, which must write before the upstream answers, cannot, and the browser sees both values. The README
-    tells helmet users to list such headers in keep_upstream."""
+    """A streamed response (/api/) from an upstream that sends its own HSTS and X-Frame-Options (Immich with
+    helmet): Envoy replaces them; Traefik's companion headers middleware replaces them as the response is
+    written, so the browser sees one value each."""
     reply = demo.get("/api/server/ping", https=True, headers={"X-Upstream-Helmet": "on"})
     assert reply.values("content-security-policy") == [
         b"default-src 'self'; script-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'"]
-    hsts = reply.values("strict-transport-security")
-    if demo.streams_without_edits:
-        assert sorted(hsts) == [b"max-age=15552000; includeSubDomains", b"max-age=31536000"]
-    else:
-        assert hsts == [b"max-age=31536000"]
+    assert reply.values("strict-transport-security") == [b"max-age=31536000"]
+    assert reply.values("x-frame-options") == [b"SAMEORIGIN"]
 
 
 def test_keep_upstream_avoids_duplicates_on_streamed_responses(proxy_for, host):

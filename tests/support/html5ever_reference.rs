@@ -14,7 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{BufferQueue, Tokenizer, TokenizerOpts};
-use html5ever::tree_builder::{ElemName, ElementFlags, NodeOrText, QuirksMode, TreeBuilder, TreeSink};
+use html5ever::tree_builder::{
+    ElemName, ElementFlags, NodeOrText, QuirksMode, TreeBuilder, TreeSink,
+};
 use html5ever::{ns, Attribute, LocalName, Namespace, QualName, TokenizerResult};
 use sha2::{Digest, Sha256};
 
@@ -195,7 +197,12 @@ impl TreeSink for Sink {
 /// Whether a prepared, connected HTML script element with these attributes and text runs (and is checked
 /// against script-src as inline script).
 fn runs(attrs: &[(String, String)], text: &str) -> bool {
-    let attr = |name: &str| attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let attr = |name: &str| {
+        attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     if text.is_empty() || attr("src").is_some() {
         return false;
     }
@@ -237,7 +244,9 @@ fn runs(attrs: &[(String, String)], text: &str) -> bool {
     match (attr("event"), attr("for")) {
         (Some(event), Some(for_)) => {
             strip(for_).eq_ignore_ascii_case("window")
-                && ["onload", "onload()"].iter().any(|e| strip(event).eq_ignore_ascii_case(e))
+                && ["onload", "onload()"]
+                    .iter()
+                    .any(|e| strip(event).eq_ignore_ascii_case(e))
         }
         _ => true,
     }
@@ -278,7 +287,10 @@ pub fn reference(html: &str) -> Reference {
         let (attrs, text) = (script.attrs.clone(), script.text.clone());
         drop(nodes);
         if sink.connected(node) && runs(&attrs, &text) {
-            let source = format!("'sha256-{}'", STANDARD.encode(Sha256::digest(text.as_bytes())));
+            let source = format!(
+                "'sha256-{}'",
+                STANDARD.encode(Sha256::digest(text.as_bytes()))
+            );
             if !hashes.contains(&source) {
                 hashes.push(source);
             }

@@ -22,6 +22,8 @@
 mod encoding;
 mod scan;
 
+use scan::Kind;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -57,10 +59,17 @@ pub fn script_hashes(
     }
     let mut scanner = scan::Scanner::new(text, tentative);
     let mut hashes: Vec<String> = Vec::new();
+    // The texts already hashed, so that a repeated script is compared rather than hashed again.
+    let mut seen: Vec<&[u8]> = Vec::new();
     while let Some(script) = scanner.next_script()? {
-        if scanner.tree.in_template() || script.text.is_empty() || !executes(&script.tag)? {
+        if scanner.tree.in_template()
+            || script.text.is_empty()
+            || seen.contains(&script.text)
+            || !executes(&script.tag)?
+        {
             continue;
         }
+        seen.push(script.text);
         let source = format!("'sha256-{}'", STANDARD.encode(hash_script(script.text)));
         if !hashes.contains(&source) {
             if hashes.len() == max_scripts {
@@ -136,28 +145,21 @@ const ATTR_NAMES: [&str; 14] = [
 struct Interest(u16);
 
 impl Interest {
-    const NONE: Interest = Interest(0);
-
-    fn of(name: &[u8]) -> Interest {
-        let attrs: &[Attr] = if name.eq_ignore_ascii_case(b"script") {
-            &[
+    fn of(kind: Kind) -> Interest {
+        let attrs: &[Attr] = match kind {
+            Kind::Script => &[
                 Attr::Type,
                 Attr::Language,
                 Attr::Src,
                 Attr::NoModule,
                 Attr::Event,
                 Attr::For,
-            ]
-        } else if name.eq_ignore_ascii_case(b"meta") {
-            &[Attr::Charset, Attr::HttpEquiv, Attr::Content]
-        } else if name.eq_ignore_ascii_case(b"template") {
-            &[Attr::ShadowRootMode]
-        } else if name.eq_ignore_ascii_case(b"annotation-xml") {
-            &[Attr::Encoding]
-        } else if name.eq_ignore_ascii_case(b"font") {
-            &[Attr::Color, Attr::Face, Attr::Size]
-        } else {
-            &[]
+            ],
+            Kind::Meta => &[Attr::Charset, Attr::HttpEquiv, Attr::Content],
+            Kind::Template => &[Attr::ShadowRootMode],
+            Kind::AnnotationXml => &[Attr::Encoding],
+            Kind::Font => &[Attr::Color, Attr::Face, Attr::Size],
+            _ => &[],
         };
         Interest(attrs.iter().fold(0, |bits, a| bits | 1 << *a as u16))
     }
@@ -167,18 +169,29 @@ impl Interest {
 /// (character references not decoded: a value that needs them is refused where it matters).
 struct StartTag<'a> {
     name: &'a [u8],
+    kind: Kind,
     self_closing: bool,
     interest: Interest,
     values: [Option<&'a [u8]>; ATTR_NAMES.len()],
 }
 
 impl<'a> StartTag<'a> {
-    fn new(name: &'a [u8], interest: Interest) -> Self {
+    fn new(name: &'a [u8]) -> Self {
+        let kind = Kind::of(name);
         StartTag {
             name,
+            kind,
             self_closing: false,
-            interest,
+            interest: Interest::of(kind),
             values: [None; ATTR_NAMES.len()],
+        }
+    }
+
+    /// An end tag's attributes are parsed (they can hide a `>`) and dropped.
+    fn end_tag(name: &'a [u8]) -> Self {
+        StartTag {
+            interest: Interest(0),
+            ..StartTag::new(name)
         }
     }
 

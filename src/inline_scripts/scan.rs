@@ -17,7 +17,7 @@
 //! Every byte is looked at a bounded number of times: searches only move forward, the walks down the stack
 //! are capped, and the stack itself is capped at MAX_OPEN entries.
 
-use super::{Attr, Interest, StartTag, Unhashable};
+use super::{Attr, StartTag, Unhashable};
 
 /// Most tracked open elements (templates, SVG/MathML elements, HTML elements inside integration points).
 const MAX_OPEN: usize = 256;
@@ -88,10 +88,48 @@ const BREAKOUT: &[&str] = &[
     "var",
 ];
 
-/// Start tags whose text is up to their own end tag (RCDATA and RAWTEXT; `noscript` with scripting on).
-const RAW_TEXT: &[&str] = &[
-    "style", "xmp", "iframe", "noembed", "noframes", "noscript", "textarea", "title",
-];
+/// The start tags the scan tells apart outside SVG/MathML, found with one comparison per tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Script,
+    /// Text up to the element's own end tag (RCDATA and RAWTEXT; `noscript` with scripting on).
+    RawText,
+    Plaintext,
+    Template,
+    Svg,
+    Math,
+    Meta,
+    Frameset,
+    AnnotationXml,
+    Font,
+    Other,
+}
+
+impl Kind {
+    pub(super) fn of(name: &[u8]) -> Kind {
+        let mut lower = [0u8; 14];
+        let Some(buf) = lower.get_mut(..name.len()) else {
+            return Kind::Other;
+        };
+        for (l, b) in buf.iter_mut().zip(name) {
+            *l = b.to_ascii_lowercase();
+        }
+        match &*buf {
+            b"script" => Kind::Script,
+            b"style" | b"xmp" | b"iframe" | b"noembed" | b"noframes" | b"noscript"
+            | b"textarea" | b"title" => Kind::RawText,
+            b"plaintext" => Kind::Plaintext,
+            b"template" => Kind::Template,
+            b"svg" => Kind::Svg,
+            b"math" => Kind::Math,
+            b"meta" => Kind::Meta,
+            b"frameset" => Kind::Frameset,
+            b"annotation-xml" => Kind::AnnotationXml,
+            b"font" => Kind::Font,
+            _ => Kind::Other,
+        }
+    }
+}
 
 /// Start tags processed by the "in head" rules from "in template": they do not fix the template's mode.
 const HEAD_TAGS: &[&str] = &[
@@ -303,7 +341,7 @@ impl<'a> Tree<'a> {
     }
 
     fn foreign_start_tag(&mut self, namespace: Namespace, tag: &StartTag<'a>) -> Step<Next> {
-        if namespace == Namespace::Svg && is(tag.name, "script") {
+        if namespace == Namespace::Svg && tag.kind == Kind::Script {
             return Err(Unhashable::ForeignContent);
         }
         if !tag.self_closing {
@@ -344,7 +382,7 @@ impl<'a> Tree<'a> {
 
     fn html_start_tag(&mut self, tag: &StartTag<'a>) -> Step<Next> {
         let name = tag.name;
-        if is(name, "frameset") {
+        if tag.kind == Kind::Frameset {
             return Err(Unhashable::Markup("a frameset"));
         }
         if let Some(Open::Template { decided }) = self.open.last_mut() {
@@ -359,42 +397,41 @@ impl<'a> Tree<'a> {
             }
         }
         let in_integration_point = self.foreign > 0;
-        if is(name, "script") {
-            return Ok(Next::Script);
-        }
-        if is_any(name, RAW_TEXT) {
-            if in_integration_point && is(name, "xmp") {
-                self.close_p()?;
+        match tag.kind {
+            Kind::Script => return Ok(Next::Script),
+            Kind::RawText => {
+                if in_integration_point && is(name, "xmp") {
+                    self.close_p()?;
+                }
+                return Ok(Next::RawText);
             }
-            return Ok(Next::RawText);
-        }
-        if is(name, "plaintext") {
-            if in_integration_point {
-                self.close_p()?;
+            Kind::Plaintext => {
+                if in_integration_point {
+                    self.close_p()?;
+                }
+                return Ok(Next::Plaintext);
             }
-            return Ok(Next::Plaintext);
-        }
-        if is(name, "template") {
-            if tag.value(Attr::ShadowRootMode).is_some() {
-                // A declarative shadow root's scripts are connected and run; its contents are not a template's.
-                return Err(Unhashable::Markup(
-                    "a declarative shadow root (template shadowrootmode)",
-                ));
+            Kind::Template => {
+                if tag.value(Attr::ShadowRootMode).is_some() {
+                    // A declarative shadow root's scripts are connected and run; its contents are no template's.
+                    return Err(Unhashable::Markup(
+                        "a declarative shadow root (template shadowrootmode)",
+                    ));
+                }
+                self.push(Open::Template { decided: false })?;
             }
-            self.push(Open::Template { decided: false })?;
-        } else if is(name, "svg") || is(name, "math") {
-            if !tag.self_closing {
-                let namespace = if is(name, "svg") {
+            Kind::Svg | Kind::Math if !tag.self_closing => {
+                let namespace = if tag.kind == Kind::Svg {
                     Namespace::Svg
                 } else {
                     Namespace::MathMl
                 };
                 self.push_foreign(namespace, tag)?;
             }
-        } else if is(name, "meta") {
-            self.meta(tag)?;
-        } else if in_integration_point {
-            self.start_tag_in_integration_point(name)?;
+            Kind::Svg | Kind::Math => {} // `<svg/>` is inserted and popped at once
+            Kind::Meta => self.meta(tag)?,
+            _ if in_integration_point => self.start_tag_in_integration_point(name)?,
+            _ => {}
         }
         Ok(Next::Data)
     }
@@ -618,10 +655,7 @@ impl<'a> Scanner<'a> {
                     match self.byte(self.at) {
                         Some(b) if b.is_ascii_alphabetic() => {
                             let name = self.tag_name()?;
-                            if self
-                                .attributes(&mut StartTag::new(name, Interest::NONE))
-                                .is_none()
-                            {
+                            if self.attributes(&mut StartTag::end_tag(name)).is_none() {
                                 return Ok(None); // EOF in a tag: the tag is dropped
                             }
                             self.tree.end_tag(name)?;
@@ -633,7 +667,7 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b) if b.is_ascii_alphabetic() => {
                     let name = self.tag_name()?;
-                    let mut tag = StartTag::new(name, Interest::of(name));
+                    let mut tag = StartTag::new(name);
                     match self.attributes(&mut tag) {
                         None => return Ok(None),
                         Some(self_closing) => tag.self_closing = self_closing,
@@ -825,9 +859,7 @@ impl<'a> Scanner<'a> {
         while let Some(lt) = self.find_from(from, b'<') {
             if self.end_tag_here(lt, name) {
                 self.at = lt + 2 + name.len();
-                return self
-                    .attributes(&mut StartTag::new(name, Interest::NONE))
-                    .is_some();
+                return self.attributes(&mut StartTag::end_tag(name)).is_some();
             }
             from = lt + 1;
         }
@@ -867,7 +899,7 @@ impl<'a> Scanner<'a> {
                     let after = i + 1;
                     if state != State::DoubleEscaped && self.end_tag_here(i, SCRIPT) {
                         self.at = i + 2 + SCRIPT.len();
-                        self.attributes(&mut StartTag::new(SCRIPT, Interest::NONE))?;
+                        self.attributes(&mut StartTag::end_tag(SCRIPT))?;
                         return Some(i);
                     }
                     if state == State::Data && self.doc.get(after..after + 3) == Some(b"!--") {

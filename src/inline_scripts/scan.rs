@@ -596,6 +596,32 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// The first `byte` in `haystack`, eight bytes at a time: the Wasm builds have no vector instructions, and
+/// the scan spends most of its time here.
+fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // A zero byte in x (a match) sets its high bit here; bytes before the first match never do.
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| *b == byte)
+        .map(|i| offset + i)
+}
+
 /// The tokenizer over a whole document, feeding the tree and reporting each HTML script element it closes.
 pub(super) struct Scanner<'a> {
     doc: &'a [u8],
@@ -630,10 +656,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn find_from(&self, from: usize, byte: u8) -> Option<usize> {
-        self.doc
-            .get(from..)
-            .and_then(|r| r.iter().position(|b| *b == byte))
-            .map(|i| from + i)
+        find_byte(self.doc.get(from..)?, byte).map(|i| from + i)
     }
 
     /// Moves past the next `>` (bogus comments, DOCTYPE), or to the end.

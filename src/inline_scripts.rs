@@ -123,47 +123,48 @@ enum Attr {
     Size,
 }
 
-const ATTR_NAMES: [&str; 14] = [
-    "type",
-    "language",
-    "src",
-    "nomodule",
-    "event",
-    "for",
-    "encoding",
-    "shadowrootmode",
-    "charset",
-    "http-equiv",
-    "content",
-    "color",
-    "face",
-    "size",
-];
-
-/// Which attributes of a start tag are kept (a bit per `Attr`).
-#[derive(Debug, Clone, Copy)]
-struct Interest(u16);
-
-impl Interest {
-    fn of(kind: Kind) -> Interest {
-        let attrs: &[Attr] = match kind {
-            Kind::Script => &[
-                Attr::Type,
-                Attr::Language,
-                Attr::Src,
-                Attr::NoModule,
-                Attr::Event,
-                Attr::For,
-            ],
-            Kind::Meta => &[Attr::Charset, Attr::HttpEquiv, Attr::Content],
-            Kind::Template => &[Attr::ShadowRootMode],
-            Kind::AnnotationXml => &[Attr::Encoding],
-            Kind::Font => &[Attr::Color, Attr::Face, Attr::Size],
-            _ => &[],
-        };
-        Interest(attrs.iter().fold(0, |bits, a| bits | 1 << *a as u16))
+impl Attr {
+    fn name(self) -> &'static str {
+        match self {
+            Attr::Type => "type",
+            Attr::Language => "language",
+            Attr::Src => "src",
+            Attr::NoModule => "nomodule",
+            Attr::Event => "event",
+            Attr::For => "for",
+            Attr::Encoding => "encoding",
+            Attr::ShadowRootMode => "shadowrootmode",
+            Attr::Charset => "charset",
+            Attr::HttpEquiv => "http-equiv",
+            Attr::Content => "content",
+            Attr::Color => "color",
+            Attr::Face => "face",
+            Attr::Size => "size",
+        }
     }
 }
+
+/// The attributes kept for a kind of start tag.
+fn interest(kind: Kind) -> &'static [Attr] {
+    match kind {
+        Kind::Script => &[
+            Attr::Type,
+            Attr::Language,
+            Attr::Src,
+            Attr::NoModule,
+            Attr::Event,
+            Attr::For,
+        ],
+        Kind::Meta => &[Attr::Charset, Attr::HttpEquiv, Attr::Content],
+        Kind::Template => &[Attr::ShadowRootMode],
+        Kind::AnnotationXml => &[Attr::Encoding],
+        Kind::Font => &[Attr::Color, Attr::Face, Attr::Size],
+        _ => &[],
+    }
+}
+
+/// Most attributes kept for one start tag (a script's).
+const MAX_KEPT: usize = 6;
 
 /// A start tag: its name as written, and the first value of each attribute of interest, borrowed and raw
 /// (character references not decoded: a value that needs them is refused where it matters).
@@ -171,8 +172,9 @@ struct StartTag<'a> {
     name: &'a [u8],
     kind: Kind,
     self_closing: bool,
-    interest: Interest,
-    values: [Option<&'a [u8]>; ATTR_NAMES.len()],
+    interest: &'static [Attr],
+    /// The values of `interest`, in its order.
+    values: [Option<&'a [u8]>; MAX_KEPT],
 }
 
 impl<'a> StartTag<'a> {
@@ -182,35 +184,40 @@ impl<'a> StartTag<'a> {
             name,
             kind,
             self_closing: false,
-            interest: Interest::of(kind),
-            values: [None; ATTR_NAMES.len()],
+            interest: interest(kind),
+            values: [None; MAX_KEPT],
         }
     }
 
-    /// An end tag's attributes are parsed (they can hide a `>`) and dropped.
+    /// An end tag: its attributes are parsed (they can hide a `>`) and dropped.
     fn end_tag(name: &'a [u8]) -> Self {
         StartTag {
-            interest: Interest(0),
-            ..StartTag::new(name)
+            name,
+            kind: Kind::Other,
+            self_closing: false,
+            interest: &[],
+            values: [None; MAX_KEPT],
         }
     }
 
+    #[inline(always)]
     fn keep(&mut self, name: &[u8], value: &'a [u8]) {
-        if self.interest.0 == 0 {
-            return;
+        if !self.interest.is_empty() {
+            self.keep_interesting(name, value);
         }
-        for (i, (known, slot)) in ATTR_NAMES.iter().zip(self.values.iter_mut()).enumerate() {
-            if self.interest.0 & (1 << i) != 0
-                && slot.is_none()
-                && name.eq_ignore_ascii_case(known.as_bytes())
-            {
+    }
+
+    fn keep_interesting(&mut self, name: &[u8], value: &'a [u8]) {
+        for (attr, slot) in self.interest.iter().zip(self.values.iter_mut()) {
+            if slot.is_none() && name.eq_ignore_ascii_case(attr.name().as_bytes()) {
                 *slot = Some(value);
             }
         }
     }
 
     fn value(&self, attr: Attr) -> Option<&'a [u8]> {
-        self.values.get(attr as usize).copied().flatten()
+        let at = self.interest.iter().position(|a| *a == attr)?;
+        self.values.get(at).copied().flatten()
     }
 
     /// `<font>` with color, face or size leaves SVG/MathML content.

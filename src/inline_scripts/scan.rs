@@ -24,6 +24,7 @@ const MAX_OPEN: usize = 256;
 /// Most stack entries an end tag may walk past before the scan gives up (the browser would walk them all).
 const MAX_WALK: usize = 32;
 
+#[inline(always)]
 fn is_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
 }
@@ -647,14 +648,17 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn byte(&self, at: usize) -> Option<u8> {
         self.doc.get(at).copied()
     }
 
+    #[inline(always)]
     fn rest(&self) -> &'a [u8] {
         self.doc.get(self.at..).unwrap_or_default()
     }
 
+    #[inline(always)]
     fn find_from(&self, from: usize, byte: u8) -> Option<usize> {
         find_byte(self.doc.get(from..)?, byte).map(|i| from + i)
     }

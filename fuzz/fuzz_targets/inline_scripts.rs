@@ -15,7 +15,10 @@ fuzz_target!(|html: &[u8]| {
     let scan = script_hashes(html, Some(b"text/html; charset=utf-8"), 64);
     let Ok(text) = std::str::from_utf8(html) else {
         // A UTF-16 byte order mark beats the Content-Type.
-        assert!(matches!(scan, Err(Unhashable::NotUtf8 | Unhashable::Encoding)), "{scan:?}");
+        assert!(
+            matches!(scan, Err(Unhashable::NotUtf8 | Unhashable::Encoding)),
+            "{scan:?}"
+        );
         return;
     };
     match (&scan, reference(text)) {

@@ -545,7 +545,7 @@ impl<'a> Tree<'a> {
                         return Ok(());
                     }
                 }
-                _ if is(name, "template") => {
+                _ if is(name, "template") && self.templates > 0 => {
                     self.pop_through_template();
                     return Ok(());
                 }

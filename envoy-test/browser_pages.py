@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from pathlib import Path
 
 # A 1x1 PNG and a 0.1 s silent 8 kHz WAV: the smallest real image and audio a browser decodes.
 PNG = base64.b64encode(base64.b64decode(
@@ -86,6 +87,12 @@ MANY_SCRIPTS = """<!doctype html><title>many</title>
 <script>window.results = {one: true};</script><script>window.results.two = true;</script>
 <script>window.results.three = true;</script>"""
 
+# The inline-script table (tests/inline_scripts.json): each document as its bytes, for the browser table test.
+SCRIPT_TABLE = {case["name"]: case["html"].encode("latin-1") for case in
+                json.loads((Path(__file__).resolve().parents[1] / "tests" / "inline_scripts.json").read_text())}
+# A document whose encoding only a <meta> declares (served without a charset): ?label= picks the label.
+META_CHARSET = "<!doctype html><meta charset=%s><title>meta</title><script>ran('meta')</script>"
+
 STEPS = ["theme", "bootstrap", "wasm", "worker", "blobImage", "blobMedia", "websocket", "tiles"]
 
 
@@ -107,6 +114,11 @@ def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[
     if path in ("/browser/hashed", "/browser/drop-first"):
         version = "".join(c for c in query.get("v", ["1"])[0] if c.isalnum())[:32]
         return 200, (HASHED % {"version": version}).encode(), "text/html; charset=utf-8", [("ETag", f'"{version}"')]
+    if path.startswith("/browser/table/") and path.removeprefix("/browser/table/") in SCRIPT_TABLE:
+        return 200, SCRIPT_TABLE[path.removeprefix("/browser/table/")], "text/html; charset=utf-8", []
+    if path == "/browser/meta-charset":
+        label = "".join(c for c in query.get("label", ["utf-8"])[0] if c.isalnum() or c == "-")[:32]
+        return 200, (META_CHARSET % label).encode(), "text/html", []
     if path == "/browser/many-scripts":
         return 200, MANY_SCRIPTS.encode(), "text/html; charset=utf-8", []
     if path == "/browser/tile.json":

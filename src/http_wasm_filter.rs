@@ -275,20 +275,22 @@ fn answer_report(collector: &ReportCollector, request: &mut TraefikRequest) {
     reply(outcome);
 }
 
-/// The request or response body, at most `max` bytes of it, read in chunks of at most 64 KiB.
+/// The request or response body, at most `max` bytes of it, read in chunks of at most 64 KiB straight into
+/// the vector's spare capacity (zero-filling 64 KiB per chunk first cost more than reading a 10 KiB page).
 fn read_body_of(kind: i32, max: usize) -> Vec<u8> {
     const CHUNK: usize = 64 * 1024;
-    let mut body = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
     while body.len() < max {
         let len = body.len();
-        body.resize(len + CHUNK.min(max - len), 0);
-        let room = body.get_mut(len..).unwrap_or_default();
-        let room_len = room.len();
+        body.reserve(CHUNK.min(max - len));
+        let room = body.spare_capacity_mut();
+        let room_len = room.len().min(max - len);
         let limit = i32::try_from(room_len).unwrap_or(i32::MAX);
-        // SAFETY: the host writes at most `limit` bytes into the unused tail of `body`.
-        let eof_len = unsafe { read_body(kind, room.as_mut_ptr(), limit) };
-        let read = (eof_len & 0xffff_ffff) as usize;
-        body.truncate(len + read.min(room_len));
+        // SAFETY: the host writes at most `limit` bytes into the vector's spare capacity.
+        let eof_len = unsafe { read_body(kind, room.as_mut_ptr().cast(), limit) };
+        let read = ((eof_len & 0xffff_ffff) as usize).min(room_len);
+        // SAFETY: the host initialised the first `read` bytes of the spare capacity.
+        unsafe { body.set_len(len + read) };
         if eof_len >> 32 != 0 || read == 0 {
             break;
         }

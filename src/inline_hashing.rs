@@ -35,7 +35,11 @@ pub enum Fallback {
     TooLarge,
     TooManyScripts,
     NotUtf8,
+    /// The browser would not certainly decode the document as UTF-8.
+    Encoding,
     ForeignContent,
+    /// Markup the scan does not follow exactly (see inline_scripts::Unhashable::Markup).
+    Markup,
     Compressed,
     UpstreamCsp,
     /// Envoy only: the filter's own fetch of the document failed (see document_fetch).
@@ -48,18 +52,22 @@ impl Fallback {
             Fallback::TooLarge => "inline_scripts.fallback.too_large",
             Fallback::TooManyScripts => "inline_scripts.fallback.too_many_scripts",
             Fallback::NotUtf8 => "inline_scripts.fallback.not_utf8",
+            Fallback::Encoding => "inline_scripts.fallback.encoding",
             Fallback::ForeignContent => "inline_scripts.fallback.foreign_content",
+            Fallback::Markup => "inline_scripts.fallback.markup",
             Fallback::Compressed => "inline_scripts.fallback.compressed",
             Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
             Fallback::FetchFailed => "inline_scripts.fallback.fetch_failed",
         }
     }
 
-    pub const ALL: [Fallback; 7] = [
+    pub const ALL: [Fallback; 9] = [
         Fallback::TooLarge,
         Fallback::TooManyScripts,
         Fallback::NotUtf8,
+        Fallback::Encoding,
         Fallback::ForeignContent,
+        Fallback::Markup,
         Fallback::Compressed,
         Fallback::UpstreamCsp,
         Fallback::FetchFailed,
@@ -71,7 +79,9 @@ impl From<Unhashable> for Fallback {
         match reason {
             Unhashable::TooManyScripts => Fallback::TooManyScripts,
             Unhashable::NotUtf8 => Fallback::NotUtf8,
+            Unhashable::Encoding => Fallback::Encoding,
             Unhashable::ForeignContent => Fallback::ForeignContent,
+            Unhashable::Markup(_) => Fallback::Markup,
         }
     }
 }
@@ -93,40 +103,12 @@ impl InlineHashing {
         if content_encoding.is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity")) {
             return Err(Fallback::Compressed);
         }
-        if !charset_is_utf8(content_type) {
-            return Err(Fallback::NotUtf8);
-        }
         if body.len() > self.max_body_bytes {
             return Err(Fallback::TooLarge);
         }
-        let hashes = script_hashes(body, self.max_scripts)?;
+        let hashes = script_hashes(body, content_type, self.max_scripts)?;
         let sources: String = hashes.iter().map(|h| format!(" {h}")).collect();
         let pieces = if https { &self.https } else { &self.http };
         Ok((pieces.join(sources.as_str()), hashes.len()))
     }
-}
-
-/// A charset parameter, when there is one, must be UTF-8 (the hashes are over the bytes as sent).
-fn charset_is_utf8(content_type: Option<&[u8]>) -> bool {
-    let Some(content_type) = content_type else {
-        return true;
-    };
-    content_type.split(|b| *b == b';').skip(1).all(|param| {
-        let param = param.trim_ascii();
-        match param.iter().position(|b| *b == b'=') {
-            Some(eq)
-                if param
-                    .get(..eq)
-                    .is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case(b"charset")) =>
-            {
-                let value = param.get(eq + 1..).unwrap_or_default().trim_ascii();
-                let value = value
-                    .strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(value);
-                value.eq_ignore_ascii_case(b"utf-8") || value.eq_ignore_ascii_case(b"utf8")
-            }
-            _ => true,
-        }
-    })
 }

@@ -65,7 +65,7 @@ fn every_fallback_sends_the_static_csp_and_counts_its_reason() {
             .contains("script-src 'self' 'unsafe-inline'")
     };
     let three = b"<script>a()</script><script>b()</script><script>c()</script>";
-    let cases: [(&[Header], &[u8], &str); 4] = [
+    let cases: [(&[Header], &[u8], &str); 8] = [
         (&[HTML], three, "too_many_scripts"),
         (
             &[HTML, ("content-encoding", b"gzip")],
@@ -75,7 +75,15 @@ fn every_fallback_sends_the_static_csp_and_counts_its_reason() {
         (
             &[("content-type", b"text/html; charset=iso-8859-1")],
             TWO_SCRIPTS,
-            "not_utf8",
+            "encoding",
+        ),
+        (&[("content-type", b"text/html")], TWO_SCRIPTS, "encoding"),
+        (&[HTML], b"<script>caf\xe9()</script>", "not_utf8"),
+        (&[HTML], b"<frameset><script>x()</script>", "markup"),
+        (
+            &[("content-type", b"text/html")],
+            b"<meta charset=utf-8><p><meta charset=iso-2022-jp>",
+            "encoding",
         ),
         (
             &[HTML],

@@ -21,11 +21,14 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--autoplay-policy=no-user-gesture-required"]
 NAMES = ["immich.test", "other.test", "fresh.immich.test"]
 
-# Runs before any script of the page: records every CSP violation the page raises.
+# Runs before any script of the page: records every CSP violation the page raises, and gives pages a `ran(name)`
+# to record the scripts that ran (the inline-script table's documents call it).
 RECORD_VIOLATIONS = """
+window.__ran = [];
+window.ran = (name) => window.__ran.push(name);
 window.__violations = [];
 document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(
-  {directive: e.effectiveDirective, blocked: e.blockedURI, disposition: e.disposition}));
+  {directive: e.effectiveDirective, blocked: e.blockedURI, disposition: e.disposition, sample: e.sample}));
 """
 
 

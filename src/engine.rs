@@ -118,6 +118,17 @@ impl Policy {
         })
     }
 
+    /// Whether a held response's body is worth reading for `apply_document`: a rule that may apply hashes, and
+    /// the response is a 2xx HTML document. Anything else (a large download on a held path, JSON, images) stays
+    /// in the host: copying it into the guest would grow the module's memory, which never shrinks.
+    pub fn wants_response_body(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+    ) -> bool {
+        self.wants_document_body(facts) && is_hashable_document(response)
+    }
+
     /// `apply_response` for a complete document: a rule with `inline_script_hashes` then replaces its static
     /// CSP with one that allows exactly the inline scripts in `body` (which is never changed).
     pub fn apply_document(
@@ -134,13 +145,7 @@ impl Policy {
         let index = self.apply_response(facts, response, metrics)?;
         let rule = self.rules.get(index)?;
         let hashing = rule.inline_hashes.as_ref().filter(|_| !rule.observe)?;
-        let mut media_buf = [0u8; MEDIA_TYPE_BUF];
-        let media = copy_media_type(response.header("content-type"), &mut media_buf);
-        let is_html = media
-            .and_then(|len| media_buf.get(..len))
-            .is_some_and(|m| m.eq_ignore_ascii_case(b"text/html"));
-        let status_ok = response.status().is_some_and(|s| (200..300).contains(&s));
-        if !is_html || !status_ok {
+        if !is_hashable_document(response) {
             return Some(index);
         }
         let upstream_had = if hashing.header.ends_with("report-only") {
@@ -177,6 +182,16 @@ impl Policy {
         }
         Some(index)
     }
+}
+
+/// A 2xx `text/html` response: the only kind whose inline scripts are hashed.
+fn is_hashable_document(response: &mut impl ResponseHeaders) -> bool {
+    let mut media_buf = [0u8; MEDIA_TYPE_BUF];
+    let media = copy_media_type(response.header("content-type"), &mut media_buf);
+    let is_html = media
+        .and_then(|len| media_buf.get(..len))
+        .is_some_and(|m| m.eq_ignore_ascii_case(b"text/html"));
+    is_html && response.status().is_some_and(|s| (200..300).contains(&s))
 }
 
 /// Applies one rule. Every decision that depends on the upstream's headers (set_if_absent, Cache-Control

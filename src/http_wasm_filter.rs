@@ -231,7 +231,7 @@ pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
             let facts = policy.inspect_request(&mut TraefikRequest::default());
             let mut response = TraefikResponse::default();
             with_metrics(|metrics, _| {
-                if policy.wants_document_body(&facts) {
+                if policy.wants_response_body(&facts, &mut response) {
                     // Reading the buffered body consumes it: it is written back unchanged.
                     let body = read_body_of(RESPONSE, usize::MAX);
                     policy.apply_document(&facts, &mut response, &body, metrics);

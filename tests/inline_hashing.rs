@@ -169,3 +169,36 @@ fn the_option_needs_a_script_src() {
             .unwrap_err();
     assert_eq!(err.path, "inline_script_hashes.max_scripts");
 }
+
+/// Traefik now holds every GET/HEAD that need not stream; only a 2xx HTML response under a hashing rule has its
+/// body copied into the module, so a large download on a held path never grows the guest's memory.
+#[test]
+fn only_a_2xx_html_response_under_a_hashing_rule_has_its_body_read() {
+    let wants = |p: &Policy, status: u16, content_type: &'static [u8]| {
+        let facts = p.inspect_request(&mut get("h", "/", "https"));
+        p.wants_response_body(
+            &facts,
+            &mut Response::new(status, &[("content-type", content_type)]),
+        )
+    };
+    let p = hashing();
+    assert!(wants(&p, 200, b"text/html; charset=utf-8"));
+    assert!(wants(&p, 200, b"TEXT/HTML"));
+    for (status, content_type) in [
+        (200, &b"video/mp4"[..]),
+        (200, b"application/json"),
+        (200, b"application/octet-stream"),
+        (304, b"text/html"),
+        (404, b"text/html"),
+    ] {
+        assert!(
+            !wants(&p, status, content_type),
+            "{status} {content_type:?}"
+        );
+    }
+    assert!(!wants(
+        &policy(r#"{"presets": ["immich"]}"#),
+        200,
+        b"text/html"
+    ));
+}

@@ -197,3 +197,125 @@ fn no_rule_reason(policy: &Policy, candidates: u128) -> String {
         skipped.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explain(policy: &str, url: &str, host: Host, style: Style, upstream: &[&str]) -> String {
+        let policy = Policy::parse(policy.as_bytes()).unwrap();
+        let upstream: Vec<String> = upstream.iter().map(|s| s.to_string()).collect();
+        let exchange = Exchange {
+            url,
+            host,
+            style,
+            method: "GET",
+            status: 200,
+            content_type: None,
+            upstream_headers: &upstream,
+        };
+        run(&policy, &exchange).unwrap()
+    }
+
+    const IMMICH: &str = r#"{"presets": ["immich"]}"#;
+
+    #[test]
+    fn names_the_rule_and_each_header_with_its_reason() {
+        let out = explain(
+            IMMICH,
+            "https://photos.test/",
+            Host::Envoy,
+            Style::Document,
+            &["X-Powered-By: Express"],
+        );
+        assert!(out.contains("rule: default (top level)"), "{out}");
+        assert!(
+            out.contains("removed  x-powered-by: Express  (listed in `remove`)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("written  strict-transport-security: max-age="),
+            "{out}"
+        );
+        assert!(
+            out.contains("written  x-content-type-options: nosniff  (the rule's header)"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn https_only_headers_are_skipped_on_http() {
+        let out = explain(
+            IMMICH,
+            "http://photos.test/",
+            Host::Envoy,
+            Style::Document,
+            &[],
+        );
+        assert!(
+            out.contains(
+                "skipped  strict-transport-security:   (https only; this request is http)"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn keep_upstream_keeps_the_upstream_value() {
+        let policy = r#"{"presets": ["immich"], "keep_upstream": ["content-security-policy"]}"#;
+        let out = explain(
+            policy,
+            "https://p.test/",
+            Host::Envoy,
+            Style::Document,
+            &["Content-Security-Policy: default-src 'none'"],
+        );
+        assert!(
+            out.contains("kept     content-security-policy: default-src 'none'  (keep_upstream"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_rule_that_does_not_match_is_said() {
+        let policy = r#"{"rules": [{"name": "only-photos", "match": {"hosts": ["photos.test"]}}]}"#;
+        let out = explain(
+            policy,
+            "https://other.test/",
+            Host::Envoy,
+            Style::Document,
+            &[],
+        );
+        assert!(
+            out.contains("no rule applies: no rule's host and path conditions hold"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn traefik_says_what_a_streamed_response_gets() {
+        let held = explain(
+            IMMICH,
+            "https://p.test/",
+            Host::Traefik,
+            Style::Document,
+            &[],
+        );
+        assert!(held.contains("traefik: held until complete"), "{held}");
+        let streamed = explain(
+            IMMICH,
+            "https://p.test/app.js",
+            Host::Traefik,
+            Style::Asset,
+            &["X-Powered-By: Express"],
+        );
+        assert!(streamed.contains("traefik: streamed"), "{streamed}");
+        assert!(
+            streamed
+                .contains("streamed on traefik, with the companion middleware after the plugin:"),
+            "{streamed}"
+        );
+        // The companion removes X-Powered-By on streamed responses too, so it is not listed as extra.
+        assert!(!streamed.contains("extra    x-powered-by"), "{streamed}");
+    }
+}

@@ -134,7 +134,7 @@ fuzz: fuzz-tools
 test: lint unit compose-check fuzz-smoke e2e
 
 ## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
-demo: build venv certs
+demo: build $(CLI) venv certs
 	$(PY) envoy-test/demo.py --host envoy
 
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin

@@ -185,3 +185,24 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirec
     error_lines = [line for line in output.splitlines() if "secure-headers:" in line]
     assert len(error_lines) == 1, output
     assert want in error_lines[0], output
+
+
+def test_demo_names_a_taken_port_in_one_line():
+    """Another process on a demo port (here the upstream's, unless someone already holds it): one line, no
+    traceback, and no talking to the other process."""
+    root = Path(__file__).resolve().parents[2]
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 3001))
+        holder.listen()
+    except OSError:
+        pass  # already held by another process, which is the case under test as well
+    try:
+        run = subprocess.run([str(root / ".venv" / "bin" / "python"), str(root / "envoy-test" / "demo.py")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        holder.close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "port" in run.stderr and "is already in use by another process" in run.stderr

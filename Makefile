@@ -25,7 +25,7 @@ CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
 
 all: build
 
-## cli: the native `secure-headers` tool (traefik-middleware prints the companion headers middleware)
+## cli: the native `secure-headers` tool: validate, explain, baseline, check, traefik-middleware (README, "The command line")
 cli: $(CLI)
 
 $(CLI): $(SOURCES) cli/Cargo.toml cli/Cargo.lock $(shell find cli/src -type f)

@@ -172,14 +172,13 @@ pub fn scan(response: &Response, https: bool) -> Vec<Finding> {
     findings
 }
 
-/// `max-age` of an HSTS value, quoted or not; None when absent or not a number.
+/// `max-age` of an HSTS value, quoted or not; None when absent, not first, or not a number.
 fn hsts_max_age(value: &str) -> Option<u64> {
-    value.split(';').find_map(|directive| {
-        let (name, age) = directive.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("max-age")
-            .then(|| age.trim().trim_matches('"').parse().ok())?
-    })
+    // As ZAP reads it: max-age must come first.
+    let (name, age) = value.split(';').next()?.split_once('=')?;
+    name.trim()
+        .eq_ignore_ascii_case("max-age")
+        .then(|| age.trim().trim_matches('"').parse().ok())?
 }
 
 /// ZAP 10055's CSP checks: unsafe sources, wildcards, directives without a fallback.

@@ -94,7 +94,17 @@ pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
     out.push_str(&diff_lines(rule, request.https, &upstream, &decision.after));
     if on_traefik_streamed {
         let streamed = streamed_on_traefik(policy, &decision.facts, &upstream, &[]);
-        out.push_str("streamed on traefik, with the companion middleware after the plugin:\n");
+        match &policy.companion(&[]).uncovered {
+            Some(why) => {
+                let _ = writeln!(
+                    out,
+                    "streamed on traefik; no companion middleware fits every host because {why} \
+                     (`secure-headers traefik-middleware --host` makes one per router):"
+                );
+            }
+            None => out
+                .push_str("streamed on traefik, with the companion middleware after the plugin:\n"),
+        }
         let mut same = true;
         for (name, value) in &decision.after.headers {
             if !streamed.values(name).contains(&value.as_str()) {

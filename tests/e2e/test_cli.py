@@ -47,6 +47,23 @@ def test_bare_upstream_shows_every_seed_finding(upstream):
     assert result["summary"].startswith("summary: 4 response(s), 0 error(s)")
 
 
+def test_fail_on_chooses_the_severity_that_fails(upstream):
+    url = f"http://127.0.0.1:{upstream.port}/"
+    assert cli("check", url, "--fail-on", "high").returncode == 0, "the bare upstream's worst finding is medium"
+    medium = cli("check", url, "--fail-on", "medium")
+    assert medium.returncode == 1
+    assert "[Medium] 10038 no Content-Security-Policy" in medium.stdout
+
+
+def test_crawl_adds_what_the_page_references_as_the_browser_fetches_it(upstream):
+    result = check_json(f"http://127.0.0.1:{upstream.port}/", "--crawl", "5")
+    crawled = [r for r in result["reports"] if r["style"] not in ("document", "scanner")]
+    assert crawled, [r["url"] for r in result["reports"]]
+    assert all(r["url"].startswith(f"http://127.0.0.1:{upstream.port}/") for r in crawled)
+    scripts = [r for r in crawled if r["url"].endswith(".js")]
+    assert scripts and all(r["style"] == "asset" for r in scripts), crawled
+
+
 @pytest.fixture
 def policy_file(tmp_path):
     def write(text: str) -> str:

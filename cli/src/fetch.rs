@@ -160,6 +160,10 @@ pub fn referenced_urls(page_url: &str, html: &str, limit: usize) -> Vec<(String,
     };
     let page_origin = origin(page_url);
     let mut found: Vec<(String, Style)> = Vec::new();
+    if limit == 0 {
+        return found;
+    }
+    // Linear: each search for a closing quote stops at the next attribute's opening quote of the same kind.
     for attribute in ["src=", "href="] {
         for (at, _) in html.match_indices(attribute) {
             let rest = &html[at + attribute.len()..];
@@ -179,13 +183,15 @@ pub fn referenced_urls(page_url: &str, html: &str, limit: usize) -> Vec<(String,
             {
                 continue;
             }
-            let style = style_of(&url);
-            if let Some(style) = style {
+            if let Some(style) = style_of(&url) {
                 found.push((url, style));
+                // Stop at the limit, so a hostile page costs one pass, not a quadratic de-duplication.
+                if found.len() == limit {
+                    return found;
+                }
             }
         }
     }
-    found.truncate(limit);
     found
 }
 
@@ -209,5 +215,54 @@ fn style_of(url: &str) -> Option<Style> {
         Some("json") => Some(Style::Api),
         _ if path.contains("/api/") => Some(Style::Api),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_absolute_origin_relative_and_path_relative_references() {
+        let base = "https://p.test/albums/x?y=1";
+        assert_eq!(
+            resolve(base, "/a.js").as_deref(),
+            Some("https://p.test/a.js")
+        );
+        assert_eq!(
+            resolve(base, "b.css").as_deref(),
+            Some("https://p.test/albums/b.css")
+        );
+        assert_eq!(
+            resolve(base, "//cdn.test/c.js").as_deref(),
+            Some("https://cdn.test/c.js")
+        );
+        assert_eq!(
+            resolve(base, "http://o.test/").as_deref(),
+            Some("http://o.test/")
+        );
+        assert_eq!(resolve(base, "data:image/png;base64,AA"), None);
+    }
+
+    #[test]
+    fn keeps_same_origin_subresources_in_their_browser_style_up_to_the_limit() {
+        let page = r#"<script src="/app.js"></script><link href='/s.css'><img src="/i.png">
+            <a href="/albums">x</a><script src="https://cdn.test/x.js"></script><img src="/i.png">"#;
+        let found = referenced_urls("https://p.test/", page, 10);
+        assert_eq!(
+            found,
+            vec![
+                ("https://p.test/app.js".to_string(), Style::Asset),
+                ("https://p.test/i.png".to_string(), Style::Image),
+                ("https://p.test/s.css".to_string(), Style::Asset),
+            ]
+        );
+        assert_eq!(referenced_urls("https://p.test/", page, 1).len(), 1);
+    }
+
+    #[test]
+    fn attribute_values_without_a_known_extension_are_no_subresource() {
+        let page = "src=\"/a".repeat(100) + &"src='/b".repeat(100);
+        assert!(referenced_urls("https://p.test/", &page, 5).is_empty());
     }
 }

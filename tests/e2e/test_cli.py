@@ -138,6 +138,16 @@ def test_validate_prints_the_envoy_line_and_fails(tmp_path):
     assert len(run.stdout.splitlines()) == 1
     good = cli("validate", str(Path(__file__).resolve().parents[2] / "traefik-test" / "dynamic.yml"))
     assert good.returncode == 0, good.stdout + good.stderr
+    # The YAML-keys form, read as the plugin reads Traefik's options (strings for numbers).
+    keys = tmp_path / "dynamic.yml"
+    keys.write_text("http:\n  middlewares:\n    secure-headers:\n      plugin:\n        secureheaders:\n"
+                    "          presets: [immich]\n          hsts:\n            max_age: \"-5\"\n")
+    run = cli("validate", str(keys), str(bad))
+    assert run.returncode == 1
+    assert run.stdout.splitlines() == [
+        f"{keys}: secure-headers: invalid policy at hsts.max_age: invalid value: integer `-5`, expected u64",
+        run.stdout.splitlines()[1],
+    ] and run.stdout.splitlines()[1].startswith(f"{bad}: secure-headers: invalid policy at hsst: ")
 
 
 class _Odd(BaseHTTPRequestHandler):

@@ -25,7 +25,7 @@ CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
 
 all: build
 
-## cli: the native `secure-headers` tool (traefik-middleware prints the companion headers middleware)
+## cli: the native `secure-headers` tool: validate, explain, baseline, check, traefik-middleware (README, "The command line")
 cli: $(CLI)
 
 $(CLI): $(SOURCES) cli/Cargo.toml cli/Cargo.lock $(shell find cli/src -type f)
@@ -134,7 +134,7 @@ fuzz: fuzz-tools
 test: lint unit compose-check fuzz-smoke e2e
 
 ## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
-demo: build venv certs
+demo: build $(CLI) venv certs
 	$(PY) envoy-test/demo.py --host envoy
 
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin

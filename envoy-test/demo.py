@@ -6,6 +6,8 @@ until Ctrl-C when run from a terminal."""
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,10 +42,42 @@ def show(title: str, host: str, before, after) -> None:
         print(f"{mark}{name}: {new if new is not None else old}")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+CLI = ROOT / "target" / "cli" / "debug" / "secure-headers"
+
+
+def taken_port(ports: dict[str, int]) -> str | None:
+    """The first port some other process holds, named, so the demo never talks to someone else's proxy."""
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return f"{name} port {port}"
+    return None
+
+
+def check_the_demo(https_port: int) -> None:
+    """What an operator runs after each rollout step (README, "Rolling out"): `secure-headers check`."""
+    urls = [f"https://localhost:{https_port}{path}" for path in ("/auth/login", "/favicon.ico")]
+    args = [str(CLI), "check", *urls, "--ca", str(ROOT / "envoy-test" / "certs" / "ca.crt"),
+            "--policy", str(ROOT / "policies" / "immich.json")]
+    print(f"\n$ secure-headers check {' '.join(urls)} --ca envoy-test/certs/ca.crt --policy policies/immich.json",
+          flush=True)
+    subprocess.run(args, check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", choices=["envoy", "traefik"], default="envoy")
     host = parser.parse_args().host
+    needed = {"upstream": DOCKER_PORTS["upstream"], "http": DOCKER_PORTS["http"], "https": DOCKER_PORTS["https"],
+              **({"admin": DOCKER_PORTS["admin"]} if host == "envoy" else {"ping": 9080})}
+    taken = taken_port(needed)
+    if taken:
+        print(f"demo: {taken} is already in use by another process; stop it and run the demo again",
+              file=sys.stderr)
+        return 1
     with Upstream(port=DOCKER_PORTS["upstream"]) as upstream:
         ports = {"http": DOCKER_PORTS["http"], "https": DOCKER_PORTS["https"]}
         if host == "envoy":
@@ -59,6 +93,7 @@ def main() -> int:
                 show(f"{title} {path} (https)", host, before, after)
             print(f"\n{host} serves http://localhost:{ports['http']} and https://localhost:{ports['https']} "
                   f"(test CA: envoy-test/certs/ca.crt)")
+            check_the_demo(ports["https"])
             if sys.stdin.isatty():
                 print("Ctrl-C stops the demo.")
                 try:

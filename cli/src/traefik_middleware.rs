@@ -1,13 +1,8 @@
 //! `secure-headers traefik-middleware`: the companion `headers` middleware as Traefik dynamic configuration.
 
+use crate::policy_file;
 use secure_headers::companion::Companion;
-use secure_headers::traefik_options::policy_from_options;
-use secure_headers::Policy;
-use std::io::Read;
 use std::path::Path;
-
-/// The plugin's key in a middleware's `plugin` map, as `experimental.localPlugins` names it in the README.
-const PLUGIN_KEY: &str = "secureheaders";
 
 pub fn run(
     policy_path: &Path,
@@ -15,26 +10,7 @@ pub fn run(
     name: &str,
     hosts: &[String],
 ) -> Result<String, String> {
-    let text = if policy_path == Path::new("-") {
-        let mut text = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut text)
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        text
-    } else {
-        std::fs::read(policy_path).map_err(|e| format!("{}: {e}", policy_path.display()))?
-    };
-    let dynamic_config = policy_path
-        .extension()
-        .is_some_and(|e| e == "yml" || e == "yaml");
-    let policy = if dynamic_config {
-        // The middleware's options go through the very reader the plugin uses (YAML keys or `policy: |`).
-        let options = plugin_options(&text, middleware)?;
-        policy_from_options(options.as_bytes())
-    } else {
-        Policy::parse(&text)
-    }
-    .map_err(|e| e.to_string())?;
+    let policy = policy_file::load_or_message(policy_path, middleware)?;
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let companion = policy.companion(&hosts);
     if let Some(why) = &companion.uncovered {
@@ -48,22 +24,6 @@ pub fn run(
         name,
         policy.trusted_proto_header.as_deref(),
     ))
-}
-
-/// The options of `middleware`'s plugin in a Traefik dynamic configuration file, as the JSON Traefik hands over.
-fn plugin_options(yaml: &[u8], middleware: &str) -> Result<String, String> {
-    let config: serde_yaml::Value =
-        serde_yaml::from_slice(yaml).map_err(|e| format!("not YAML: {e}"))?;
-    let options = config
-        .get("http")
-        .and_then(|h| h.get("middlewares"))
-        .and_then(|m| m.get(middleware))
-        .and_then(|m| m.get("plugin"))
-        .and_then(|p| p.get(PLUGIN_KEY))
-        .ok_or_else(|| {
-            format!("no http.middlewares.{middleware}.plugin.{PLUGIN_KEY} in this file (--middleware names it)")
-        })?;
-    serde_json::to_string(options).map_err(|e| format!("{middleware}'s options: {e}"))
 }
 
 /// YAML by hand: every key and value is written as a JSON string, which YAML reads as the same string.

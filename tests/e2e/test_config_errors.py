@@ -7,10 +7,12 @@ import json
 import re
 from pathlib import Path
 
+import subprocess
+
 import pytest
 from envoy_runner import Envoy, wasm_log_lines
 from http_client import request
-from traefik_runner import Traefik
+from traefik_runner import CLI, Traefik
 
 TABLE = json.loads((Path(__file__).resolve().parents[1] / "bad_policies.json").read_text())
 IDS = [f"{i}:{c['path'] or 'document'}" for i, c in enumerate(TABLE)]
@@ -34,6 +36,9 @@ def test_envoy_refuses_the_policy_and_says_where(built_modules, upstream, case):
     assert f"secure-headers: invalid policy at {logged_path(case)}: " in lines[0]
     assert case["reason"] in lines[0]
     assert "Unable to create Wasm plugin" in log, "Envoy itself reports the plugin as not loaded"
+    validate = subprocess.run([str(CLI), "validate", "-"], input=policy_text(case), capture_output=True, text=True)
+    assert validate.returncode == 1
+    assert lines[0].rstrip().endswith(validate.stdout.rstrip()), "`validate` prints the line Envoy logs"
 
 
 def test_envoy_logs_a_good_policy_as_loaded(built_modules, upstream):

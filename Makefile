@@ -13,33 +13,50 @@ ALLOC_COUNT_WASM := dist/alloc-count/secure_headers.wasm
 TRAP_WASM := dist/trap-proxy-wasm/secure_headers.wasm dist/trap-http-wasm/secure_headers.wasm
 # cargo-fuzz needs nightly flags; this machine has only the stable toolchain, which accepts them with this.
 FUZZ := RUSTC_BOOTSTRAP=1 cargo fuzz
-FUZZ_TARGETS := policy_parse response_decision inline_scripts
+FUZZ_TARGETS := policy_parse response_decision inline_script_scan
 FUZZ_SECONDS ?= 3600
-SOURCES := Cargo.toml Cargo.lock $(shell find src -type f)
+SOURCES := Cargo.toml Cargo.lock $(shell find src hosts -type f)
 CERTS := envoy-test/certs/server.crt
-# The native CLI (cli/, its own Cargo.lock): the e2e tests generate Traefik's companion middleware with it.
-CLI := target/cli/debug/secure-headers
-CLI_CARGO := --locked --manifest-path cli/Cargo.toml --target-dir target/cli
+# The native CLI (cli/, a crate of the workspace): the e2e tests generate Traefik's companion middleware with it.
+CLI := target/debug/secure-headers
+# Each Wasm build: the host adapter crate (hosts/<crate>) and its features; one target directory per build, so
+# switching features never rebuilds another.
+CRATE_proxy-wasm := secure-headers-envoy
+CRATE_alloc-count := secure-headers-envoy
+FEATURES_alloc-count := alloc-count
+CRATE_trap-proxy-wasm := secure-headers-envoy
+FEATURES_trap-proxy-wasm := trap-test
+CRATE_http-wasm := secure-headers-traefik
+CRATE_trap-http-wasm := secure-headers-traefik
+FEATURES_trap-http-wasm := trap-test
+WASM_BUILDS := proxy-wasm http-wasm alloc-count trap-proxy-wasm trap-http-wasm
 
-.PHONY: soak all cli build dist registry-tools venv certs tools browser-tools kv-tools lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: help soak all cli build dist registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
+
+## help: every target with one line each
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, part, ": "); printf "  %-14s %s\n", part[1], substr($$0, length(part[1]) + 3) }' $(MAKEFILE_LIST)
 
 ## cli: the native `secure-headers` tool: validate, explain, baseline, check, traefik-middleware (README, "The command line")
 cli: $(CLI)
 
-$(CLI): $(SOURCES) cli/Cargo.toml cli/Cargo.lock $(shell find cli/src -type f)
-	cargo build $(CLI_CARGO)
+$(CLI): $(SOURCES) cli/Cargo.toml $(shell find cli/src -type f)
+	cargo build --locked -p secure-headers-cli
 
 ## build: the proxy-wasm module for Envoy and the http-wasm plugin folder for Traefik
 build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST)
 
-# One target directory per host ABI, so switching features never rebuilds the other.
-dist/%/secure_headers.wasm: $(SOURCES)
+## wasm-target: the rustup target the Wasm builds need
+wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
-	cargo build --release --locked --target $(TARGET) --features $* --target-dir target/$*
+
+dist/%/secure_headers.wasm: $(SOURCES) | wasm-target
+	cargo build --release --locked --target $(TARGET) -p $(CRATE_$*) \
+	  $(if $(FEATURES_$*),--features $(FEATURES_$*)) --target-dir target/$*
 	@mkdir -p $(dir $@)
-	cp target/$*/$(TARGET)/release/secure_headers.wasm $@
+	cp target/$*/$(TARGET)/release/$(subst -,_,$(CRATE_$*)).wasm $@
 	@echo "built $@ ($$(stat -c %s $@) bytes)"
 
 $(HTTP_WASM_MANIFEST): traefik-plugin/.traefik.yml
@@ -59,6 +76,7 @@ $(VENV)/.installed: tests/e2e/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
 	@touch $@
 
+## certs: the test CA and server certificate under envoy-test/certs
 certs: $(CERTS)
 
 $(CERTS): envoy-test/make_certs.sh
@@ -83,34 +101,40 @@ browser-tools:
 kv-tools:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 
-lint:
-	cargo fmt --check
-	cargo clippy --locked --all-targets -- -D warnings
-	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
-	cargo clippy --locked --target $(TARGET) --features proxy-wasm --target-dir target/proxy-wasm -- -D warnings
-	cargo clippy --locked --target $(TARGET) --features http-wasm --target-dir target/http-wasm -- -D warnings
-	cargo clippy --locked --target $(TARGET) --features alloc-count --target-dir target/alloc-count -- -D warnings
+## lint: rustfmt, and clippy with warnings denied on every build that ships or is tested (native workspace with
+## tests, each Wasm build with its features, the benchmark filters, the fuzz targets)
+lint: wasm-target
+	cargo fmt --all --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	@for build in $(WASM_BUILDS); do \
+	  $(MAKE) --no-print-directory lint-wasm-$$build || exit 1; \
+	done
 	@for filter in empty naive empty-http-wasm; do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
 	cargo clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-lint -- -D warnings
-	cargo fmt --manifest-path cli/Cargo.toml --check
-	cargo clippy $(CLI_CARGO) --all-targets -- -D warnings
 
+lint-wasm-%:
+	cargo clippy --locked --target $(TARGET) -p $(CRATE_$*) $(if $(FEATURES_$*),--features $(FEATURES_$*)) \
+	  --target-dir target/$* -- -D warnings
+
+## unit: the native tests of the engine, both host adapters (through their mocked ABI) and the CLI
 unit:
-	cargo test --locked
-	cargo test $(CLI_CARGO)
+	cargo test --locked --workspace
 
+## e2e: the end-to-end tests against real Envoy 1.40, real Traefik 3.7 and headless Chromium
 e2e: build dist $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools registry-tools kv-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 
+## compose-check: the Docker Compose files parse (no Docker engine runs here)
 compose-check: tools certs
 	docker-compose -f envoy-test/docker-compose.yml config --quiet
 	docker-compose -f traefik-test/docker-compose.yml config --quiet
 	@echo "compose files: valid"
 
+## fuzz-tools: cargo-fuzz from crates.io
 fuzz-tools:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 
@@ -157,5 +181,6 @@ soak: $(ALLOC_COUNT_WASM) venv
 	@mkdir -p .work
 	$(PY) bench/soak.py
 
+## clean: remove every build, the virtualenv, the certificates and test output
 clean:
 	rm -rf target dist $(VENV) envoy-test/certs .work

@@ -2,7 +2,7 @@
 //! of bench/run.py, on 1 MiB of ordinary markup, and on 1 MiB hostile shapes. Prints one JSON object per
 //! shape (bench/run.py reads them into BENCHMARKS.md).
 
-use secure_headers::inline_scripts::script_hashes;
+use secure_headers::script_hashes;
 use std::time::{Duration, Instant};
 
 const UTF8: Option<&[u8]> = Some(b"text/html; charset=utf-8");

@@ -4,15 +4,15 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// Field path in the policy, e.g. `rules[0].hsts.max_age`; empty for the document itself.
-    pub path: String,
+    /// The field path in the policy, e.g. `rules[0].hsts.max_age`; empty for the document itself.
+    pub field: String,
     pub reason: String,
 }
 
 impl ConfigError {
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
-            path: path.into(),
+            field: field.into(),
             reason: reason.into(),
         }
     }
@@ -20,18 +20,18 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One line whatever the input: a path or reason quoting hostile bytes must not split the host's log.
+        // One line whatever the input: a field path or reason quoting hostile bytes must not split the host's log.
         let one_line = |s: &str| -> String {
             s.chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect()
         };
-        let path = if self.path.is_empty() {
+        let at = if self.field.is_empty() {
             "(policy)".to_string()
         } else {
-            one_line(&self.path)
+            one_line(&self.field)
         };
-        write!(f, "invalid policy at {path}: {}", one_line(&self.reason))
+        write!(f, "invalid policy at {at}: {}", one_line(&self.reason))
     }
 }
 

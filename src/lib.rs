@@ -1,7 +1,17 @@
 //! secure-headers: security response headers at the proxy edge.
 //!
-//! The policy engine (everything but the host adapters) is plain Rust with no host types, so the proxy-wasm
-//! module, the http-wasm module and the native tests all run the same code.
+//! This crate is the policy engine: plain Rust with no host types (each host adapter is a crate of its own under
+//! `hosts/`, so it cannot be otherwise). It works in phases, one folder each:
+//! - `config`: the policy document (schema, presets, CSP grammar, validation) compiled into rules whose header
+//!   names and values are rendered once, at configure time;
+//! - `decision`: per request and response, which rule applies and which headers it writes, removes or counts
+//!   (observe mode), and whether a host that cannot edit a streaming response must hold it;
+//! - `inline_script_hashes`: the HTML scan that finds the inline scripts a browser runs and the CSP that allows
+//!   exactly those;
+//! - `report_collector`: the CSP violation reports a policy may collect.
+//!
+//! A host implements [`RequestView`], [`ResponseHeaders`] and [`Metrics`] over its ABI and calls the methods of
+//! [`Policy`]; everything else a host, the CLI, the tests and the fuzz targets use is re-exported below.
 
 // A panic in the VM takes traffic down: outside tests, the request path may not unwrap, panic or index.
 #![cfg_attr(
@@ -14,44 +24,32 @@
     )
 )]
 
-pub mod companion;
-pub mod csp;
-pub mod delivery;
-pub mod document_fetch;
-pub mod engine;
-pub mod error;
-pub mod header_syntax;
-pub mod host;
-pub mod identity;
-pub mod inline_hashing;
-pub mod inline_scripts;
-pub mod matcher;
-pub mod metrics;
-pub mod observe;
-pub mod policy;
-pub mod presets;
-pub mod report_collector;
-pub mod rule;
-pub mod schema;
-pub mod traefik_options;
-
-#[cfg(all(feature = "proxy-wasm", feature = "http-wasm"))]
-compile_error!("build one host adapter at a time: each host refuses the other's imports");
-
-#[cfg(feature = "proxy-wasm")]
-mod guest_alloc;
-#[cfg(feature = "http-wasm")]
-mod http_wasm_filter;
-#[cfg(feature = "proxy-wasm")]
-mod proxy_wasm_filter;
-#[cfg(feature = "proxy-wasm")]
-mod proxy_wasm_host;
+mod config;
+mod decision;
+mod error;
+mod host;
+mod http_bytes;
+mod identity;
+mod in_memory;
+mod inline_script_hashes;
+mod report_collector;
+mod telemetry;
 #[cfg(feature = "trap-test")]
-mod trap_test;
+pub mod trap_test;
 
-pub use delivery::Delivery;
-pub use engine::RequestFacts;
+pub use config::companion::{Companion, Hsts};
+pub use config::policy::Policy;
+pub use config::rule::{Rule, SchemeScope, Write, WriteMode};
+pub use config::traefik_options::{policy_from_options, policy_text};
+pub use decision::delivery::{is_document_navigation, Delivery};
+pub use decision::request_facts::RequestFacts;
 pub use error::ConfigError;
 pub use host::{RequestView, ResponseHeaders};
-pub use metrics::Metrics;
-pub use policy::Policy;
+pub use identity::load_identity;
+pub use in_memory::{InMemoryRequest, InMemoryResponse};
+pub use inline_script_hashes::fetched_document::{fetch_headers, fetched_response, reply_headers};
+pub use inline_script_hashes::hashed_csp::{Fallback, DOCUMENT_REQUEST_EDITS};
+pub use inline_script_hashes::{script_hashes, Unhashable};
+pub use report_collector::reply::CollectorReply;
+pub use report_collector::{Admission, OriginBook, Rejection, ReportCollector};
+pub use telemetry::{CounterBook, Metrics, Telemetry};

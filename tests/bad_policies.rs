@@ -14,15 +14,15 @@ fn every_bad_policy_is_refused_with_its_field_path() {
             (Value::String(raw), _) => raw.clone(),
             (_, policy) => policy.to_string(),
         };
-        let (path, reason) = (
+        let (field, reason) = (
             case["path"].as_str().unwrap(),
             case["reason"].as_str().unwrap(),
         );
         match Policy::parse(json.as_bytes()) {
             Ok(_) => failures.push(format!("accepted: {json:.200}")),
-            Err(err) if err.path != path || !err.reason.contains(reason) => failures.push(format!(
-                "{json:.200}\n  got:  {err}\n  want: {path}: ...{reason}..."
-            )),
+            Err(err) if err.field != field || !err.reason.contains(reason) => failures.push(
+                format!("{json:.200}\n  got:  {err}\n  want: {field}: ...{reason}..."),
+            ),
             Err(err) if err.to_string().contains(['\r', '\n', '\0']) => {
                 failures.push(format!("not one line: {err:?}"))
             }

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{exchange, get, html, policy, Request, Response};
-use secure_headers::companion::{Companion, Hsts};
+use common::{exchange, get, html, policy, Request, Response, ResponseValues};
+use secure_headers::{Companion, Hsts};
 use secure_headers::{Policy, ResponseHeaders};
 
 const IMMICH_FILE: &str = include_str!("../policies/immich.json");

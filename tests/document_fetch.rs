@@ -4,7 +4,7 @@
 mod common;
 
 use common::{get, policy, Counts};
-use secure_headers::document_fetch::{fetch_headers, FetchedResponse};
+use secure_headers::{fetch_headers, fetched_response, reply_headers};
 
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -40,9 +40,9 @@ fn the_fetch_asks_for_the_whole_document_uncompressed() {
 
 #[test]
 fn a_response_without_a_status_is_a_failed_fetch() {
-    assert_eq!(FetchedResponse::new(Vec::new()), None);
+    assert_eq!(fetched_response(Vec::new()), None);
     assert_eq!(
-        FetchedResponse::new(owned(&[(":status", "abc"), ("content-type", "text/html")])),
+        fetched_response(owned(&[(":status", "abc"), ("content-type", "text/html")])),
         None
     );
 }
@@ -50,7 +50,7 @@ fn a_response_without_a_status_is_a_failed_fetch() {
 #[test]
 fn the_reply_keeps_the_upstreams_headers_with_the_policy_applied() {
     let p = policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2}}"#);
-    let mut response = FetchedResponse::new(owned(&[
+    let mut response = fetched_response(owned(&[
         (":status", "200"),
         ("content-type", "text/html; charset=utf-8"),
         ("content-length", "40"),
@@ -68,8 +68,8 @@ fn the_reply_keeps_the_upstreams_headers_with_the_policy_applied() {
         b"<script>theme()</script>",
         &mut counts,
     );
-    assert_eq!(response.status_code(), 200);
-    let reply = response.reply_headers();
+    assert_eq!(response.status, 200);
+    let reply = reply_headers(&response);
     let names: Vec<&str> = reply.iter().map(|(n, _)| *n).collect();
     for framing in [":status", "content-length", "transfer-encoding"] {
         assert!(!names.contains(&framing), "{framing} in {names:?}");
@@ -116,10 +116,9 @@ fn the_reply_ends_with_the_headers_a_held_response_gets() {
     p.apply_document(&facts, &mut held, body, &mut Counts::default());
     let mut with_status = owned(&[(":status", "200")]);
     with_status.extend(owned(upstream));
-    let mut fetched = FetchedResponse::new(with_status).unwrap();
+    let mut fetched = fetched_response(with_status).unwrap();
     p.apply_document(&facts, &mut fetched, body, &mut Counts::default());
-    let reply: Vec<(String, String)> = fetched
-        .reply_headers()
+    let reply: Vec<(String, String)> = reply_headers(&fetched)
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();

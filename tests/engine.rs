@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{exchange, get, html, policy, Counts, Response};
+use common::{exchange, get, html, policy, Counts, Response, ResponseValues};
 use secure_headers::Policy;
 
 #[test]
@@ -83,12 +83,12 @@ fn hsts_only_over_https_judged_by_scheme_or_trusted_header() {
     let behind_tls_proxy =
         policy(r#"{"presets": ["bundle-b"], "trusted_proto_header": "X-Forwarded-Proto"}"#);
     let mut request = get("h", "/", "http");
-    request.headers.push(("x-forwarded-proto", "https, http"));
+    request.add_header("x-forwarded-proto", "https, http");
     assert!(exchange(&behind_tls_proxy, request, html())
         .one("strict-transport-security")
         .is_some());
     let mut request = get("h", "/", "https");
-    request.headers.push(("x-forwarded-proto", "http"));
+    request.add_header("x-forwarded-proto", "http");
     assert!(exchange(&behind_tls_proxy, request, html())
         .one("strict-transport-security")
         .is_none());
@@ -457,9 +457,10 @@ mod delivery {
         method: &'static str,
         headers: &[(&'static str, &'static str)],
     ) -> Delivery {
-        let mut request = get("photos.example", path, "https");
-        request.method = method;
-        request.headers = headers.to_vec();
+        let mut request = common::Request::new(method, "https", "photos.example", path);
+        for (name, value) in headers {
+            request.add_header(name, *value);
+        }
         let facts = policy.inspect_request(&mut request);
         policy.delivery(&facts, &mut request)
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{exchange, get, html, policy, Counts, Response};
+use common::{exchange, get, html, policy, Counts, Response, ResponseValues};
 use secure_headers::Policy;
 
 fn observed(policy: &Policy, mut response: Response) -> (Response, Counts) {

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{exchange, get, html, policy, Counts};
-use secure_headers::report_collector::{Admission, OriginBook, Rejection, ReportCollector};
+use common::{exchange, get, html, policy, Counts, ResponseValues};
+use secure_headers::{Admission, OriginBook, Rejection, ReportCollector};
 
 fn collector(json: &str) -> ReportCollector {
     policy(json).report_collector.expect("a collector")

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{exchange, get, html};
-use secure_headers::traefik_options::policy_from_options;
+use common::{exchange, get, html, ResponseValues};
+use secure_headers::policy_from_options;
 use secure_headers::Policy;
 use serde_json::{json, Value};
 
@@ -151,7 +151,7 @@ fn bad_yaml_keys_are_refused_with_the_field_path() {
         (json!({"mode": "watch"}), "mode", "watch"),
     ] {
         let err = from_keys(&policy).unwrap_err();
-        assert_eq!(err.path, path, "{policy}: {err}");
+        assert_eq!(err.field, path, "{policy}: {err}");
         assert!(err.reason.contains(reason), "{policy}: {err}");
     }
 }
@@ -181,7 +181,7 @@ fn options_that_are_not_a_policy_are_refused() {
     ] {
         let err = policy_from_options(options.as_bytes()).unwrap_err();
         assert_eq!(
-            (err.path.as_str(), err.reason.contains(reason)),
+            (err.field.as_str(), err.reason.contains(reason)),
             (path, true),
             "{options}: {err}"
         );
@@ -211,7 +211,7 @@ fn every_bad_policy_of_the_table_is_refused_in_yaml_keys_at_the_same_path() {
         let path = case["path"].as_str().unwrap();
         match from_keys(policy) {
             Ok(_) => failures.push(format!("accepted: {policy}")),
-            Err(err) if err.path != path => failures.push(format!("{policy}: {err}, want {path}")),
+            Err(err) if err.field != path => failures.push(format!("{policy}: {err}, want {path}")),
             Err(_) => {}
         }
     }
@@ -248,7 +248,7 @@ fn comma_joined_lists_from_labels_read_as_lists() {
 
 #[test]
 fn load_digest_covers_the_policy_string_or_else_the_options_as_delivered() {
-    use secure_headers::traefik_options::policy_text;
+    use secure_headers::policy_text;
     let policy = r#"{"presets": ["immich"]}"#;
     let as_string = serde_json::json!({ "policy": policy }).to_string();
     assert_eq!(&*policy_text(as_string.as_bytes()), policy.as_bytes());

@@ -142,8 +142,8 @@ fn policy_differences(
     entry: &Entry,
     arrived: &Response,
 ) -> Result<Vec<Finding>, String> {
-    let mut request = Request::new(&entry.url, entry.style, "GET")?;
-    let decision = decide(policy, &mut request, arrived);
+    let request = Request::new(&entry.url, entry.style, "GET")?;
+    let decision = decide(policy, &request, arrived);
     let mut names: Vec<&str> = arrived
         .headers
         .iter()

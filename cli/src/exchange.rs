@@ -1,10 +1,10 @@
-//! A request and a response as plain vectors, implementing the engine's host traits, so the CLI drives the very
-//! decision the plugins make (`explain`, `check --policy`) instead of imitating it.
+//! A request and a response as the CLI makes and records them, handed to the engine as its in-memory request
+//! and response, so the CLI drives the very decision the plugins make (`explain`, `check --policy`) instead of
+//! imitating it.
 
-use secure_headers::engine::RequestFacts;
-use secure_headers::host::{RequestView, ResponseHeaders};
-use secure_headers::metrics::Metrics;
-use secure_headers::{Delivery, Policy};
+use secure_headers::{
+    Delivery, InMemoryRequest, InMemoryResponse, Metrics, Policy, RequestFacts, ResponseHeaders,
+};
 use ureq::http::Uri;
 
 /// How a request is made: a browser navigation or subresource, or a scanner.
@@ -116,24 +116,16 @@ impl Request {
     }
 }
 
-impl RequestView for Request {
-    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        (
-            Some(self.authority.as_bytes()),
-            Some(self.path_and_query.as_bytes()),
-        )
-    }
-    fn method(&mut self) -> Option<&[u8]> {
-        Some(self.method.as_bytes())
-    }
-    fn scheme(&mut self) -> Option<&[u8]> {
-        Some(if self.https { b"https" } else { b"http" })
-    }
-    fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_bytes())
+impl Request {
+    /// The request as the engine reads it.
+    fn in_memory(&self) -> InMemoryRequest {
+        let scheme = if self.https { "https" } else { "http" };
+        let mut request =
+            InMemoryRequest::new(&self.method, scheme, &self.authority, &self.path_and_query);
+        for (name, value) in &self.headers {
+            request.add_header(name, value.as_bytes());
+        }
+        request
     }
 }
 
@@ -154,26 +146,34 @@ impl Response {
     }
 }
 
-impl ResponseHeaders for Response {
-    fn status(&mut self) -> Option<u16> {
-        Some(self.status)
+impl Response {
+    /// The response as the engine edits it.
+    fn in_memory(&self) -> InMemoryResponse {
+        InMemoryResponse {
+            status: self.status,
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+                .collect(),
+        }
     }
-    fn header(&mut self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_bytes())
-    }
-    fn set(&mut self, name: &str, value: &str) {
-        self.remove(name);
-        self.append(name, value);
-    }
-    fn append(&mut self, name: &str, value: &str) {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_string()));
-    }
-    fn remove(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+
+    /// The engine's result, names lower case as recorded.
+    fn from_in_memory(response: InMemoryResponse) -> Response {
+        Response {
+            status: response.status,
+            headers: response
+                .headers
+                .into_iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(&value).into_owned(),
+                    )
+                })
+                .collect(),
+        }
     }
 }
 
@@ -192,15 +192,16 @@ pub struct Decision {
     pub delivery: Delivery,
 }
 
-pub fn decide(policy: &Policy, request: &mut Request, upstream: &Response) -> Decision {
-    let facts = policy.inspect_request(request);
-    let delivery = policy.delivery(&facts, request);
-    let mut after = upstream.clone();
+pub fn decide(policy: &Policy, request: &Request, upstream: &Response) -> Decision {
+    let mut request = request.in_memory();
+    let facts = policy.inspect_request(&mut request);
+    let delivery = policy.delivery(&facts, &mut request);
+    let mut after = upstream.in_memory();
     let rule = policy.apply_response(&facts, &mut after, &mut NoMetrics);
     Decision {
         facts,
         rule,
-        after,
+        after: Response::from_in_memory(after),
         delivery,
     }
 }
@@ -213,12 +214,12 @@ pub fn streamed_on_traefik(
     upstream: &Response,
     hosts: &[&str],
 ) -> Response {
-    let mut streamed = Response {
+    let mut streamed = InMemoryResponse {
         status: upstream.status,
         headers: Vec::new(),
     };
     policy.apply_before_upstream(facts, &mut streamed);
-    streamed.headers.extend(upstream.headers.iter().cloned());
+    streamed.headers.extend(upstream.in_memory().headers);
     let companion = policy.companion(hosts);
     if companion.uncovered.is_none() {
         for name in &companion.removals {
@@ -238,5 +239,5 @@ pub fn streamed_on_traefik(
             streamed.set("strict-transport-security", &value);
         }
     }
-    streamed
+    Response::from_in_memory(streamed)
 }

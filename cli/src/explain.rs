@@ -2,8 +2,8 @@
 //! exchange, diffed header by header, each with the reason the rule gives.
 
 use crate::exchange::{decide, streamed_on_traefik, Request, Response, Style};
-use secure_headers::rule::{Rule, WriteMode};
 use secure_headers::{Delivery, Policy};
+use secure_headers::{Rule, WriteMode};
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,7 +31,7 @@ pub fn parse_header_arg(arg: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
-    let mut request = Request::new(exchange.url, exchange.style, exchange.method)?;
+    let request = Request::new(exchange.url, exchange.style, exchange.method)?;
     let mut upstream = Response {
         status: exchange.status,
         headers: Vec::new(),
@@ -49,7 +49,7 @@ pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
             .retain(|(n, _)| *n != name || name != "content-type");
         upstream.headers.push((name, value));
     }
-    let decision = decide(policy, &mut request, &upstream);
+    let decision = decide(policy, &request, &upstream);
     let mut out = String::new();
     let scheme = if request.https { "https" } else { "http" };
     let _ = writeln!(
@@ -65,10 +65,10 @@ pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
         out,
         "rule: {} ({}){}",
         rule.name,
-        if rule.path.is_empty() {
+        if rule.field.is_empty() {
             "top level"
         } else {
-            &rule.path
+            &rule.field
         },
         if rule.observe {
             ", observe mode: changes are counted, none is made"

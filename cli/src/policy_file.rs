@@ -1,7 +1,7 @@
 //! Reading a policy the way the plugins do: a JSON file (what Envoy's configuration or `policy: |` carries), `-`
 //! for stdin, or a Traefik dynamic configuration (.yml/.yaml) holding the plugin's middleware.
 
-use secure_headers::traefik_options::policy_from_options;
+use secure_headers::policy_from_options;
 use secure_headers::{ConfigError, Policy};
 use std::io::Read;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `secure-headers traefik-middleware`: the companion `headers` middleware as Traefik dynamic configuration.
 
 use crate::policy_file;
-use secure_headers::companion::Companion;
+use secure_headers::Companion;
 use std::path::Path;
 
 pub fn run(

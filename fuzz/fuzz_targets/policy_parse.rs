@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secure_headers::traefik_options::policy_from_options;
+use secure_headers::policy_from_options;
 use secure_headers::Policy;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,9 +6,10 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use secure_headers::document_fetch::FetchedResponse;
-use secure_headers::report_collector::OriginBook;
-use secure_headers::{Metrics, Policy, RequestView, ResponseHeaders};
+use secure_headers::{
+    fetched_response, reply_headers, InMemoryRequest, InMemoryResponse, Metrics, OriginBook,
+    Policy, RequestView, ResponseHeaders,
+};
 use std::sync::OnceLock;
 
 /// Policies that exercise every kind of rule; the fuzzer picks one per input.
@@ -40,33 +41,34 @@ struct Exchange {
     report: Vec<u8>,
 }
 
-struct Request<'a>(&'a Exchange);
+/// The exchange's request as the engine's in-memory request.
+fn request(exchange: &Exchange) -> InMemoryRequest {
+    InMemoryRequest {
+        method: exchange.method.clone(),
+        scheme: if exchange.https { "https" } else { "http" }.into(),
+        authority: exchange.authority.clone(),
+        url_path: exchange.path.clone(),
+        headers: named(&exchange.request_headers),
+    }
+}
 
-fn first<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+fn named(headers: &[(Vec<u8>, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|(_, v)| v.as_slice())
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.clone()))
+        .collect()
 }
 
-impl RequestView for Request<'_> {
-    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        (Some(&self.0.authority), Some(&self.0.path))
-    }
-    fn method(&mut self) -> Option<&[u8]> {
-        Some(&self.0.method)
-    }
-    fn scheme(&mut self) -> Option<&[u8]> {
-        Some(if self.0.https { b"https" } else { b"http" })
-    }
-    fn header(&mut self, name: &str) -> Option<&[u8]> {
-        first(&self.0.request_headers, name)
-    }
-}
+/// The engine's in-memory response, checking every write the engine makes.
+struct Checked(InMemoryResponse);
 
-struct Response {
-    status: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+impl Checked {
+    fn new(status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Self {
+        Checked(InMemoryResponse {
+            status,
+            headers: named(headers),
+        })
+    }
 }
 
 /// Every write must be a valid header: visible ASCII, no CR, LF or NUL.
@@ -83,24 +85,23 @@ fn check_written(name: &str, value: &str) {
     );
 }
 
-impl ResponseHeaders for Response {
+impl ResponseHeaders for Checked {
     fn status(&mut self) -> Option<u16> {
-        Some(self.status)
+        self.0.status()
     }
     fn header(&mut self, name: &str) -> Option<&[u8]> {
-        first(&self.headers, name)
+        self.0.header(name)
     }
     fn set(&mut self, name: &str, value: &str) {
-        self.remove(name);
-        self.append(name, value);
+        check_written(name, value);
+        self.0.set(name, value);
     }
     fn append(&mut self, name: &str, value: &str) {
         check_written(name, value);
-        self.headers.push((name.into(), value.into()));
+        self.0.append(name, value);
     }
     fn remove(&mut self, name: &str) {
-        self.headers
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+        self.0.remove(name);
     }
 }
 
@@ -136,25 +137,26 @@ fn same_as_held(policy: &Policy, facts: &secure_headers::RequestFacts, exchange:
         return;
     };
     let status = (":status".to_string(), exchange.status.to_string());
-    let Some(mut fetched) =
-        FetchedResponse::new([status].into_iter().chain(headers.clone()).collect())
+    let Some(fetched) = fetched_response([status].into_iter().chain(headers.clone()).collect())
     else {
         return;
     };
-    let mut held = Response {
+    let mut fetched = Checked(fetched);
+    let mut held = Checked(InMemoryResponse {
         status: exchange.status,
         headers: headers
             .iter()
-            .map(|(n, v)| (n.clone().into_bytes(), v.clone().into_bytes()))
+            .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
             .collect(),
-    };
+    });
     policy.apply_document(facts, &mut held, &exchange.report, &mut Counted);
     policy.apply_document(facts, &mut fetched, &exchange.report, &mut Counted);
     let names: Vec<String> = held
+        .0
         .headers
         .iter()
-        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
-        .chain(fetched.reply_headers().iter().map(|(n, _)| n.to_string()))
+        .map(|(n, _)| n.clone())
+        .chain(reply_headers(&fetched.0).iter().map(|(n, _)| n.to_string()))
         .collect();
     for name in names.iter().filter(|n| !n.starts_with(':')) {
         assert_eq!(held.header(name), fetched.header(name), "{name}");
@@ -164,32 +166,25 @@ fn same_as_held(policy: &Policy, facts: &secure_headers::RequestFacts, exchange:
 fuzz_target!(|exchange: Exchange| {
     let all = policies();
     let policy = &all[usize::from(exchange.policy) % all.len()];
-    let facts = policy.inspect_request(&mut Request(&exchange));
-    policy.delivery(&facts, &mut Request(&exchange));
-    let mut early = Response {
-        status: exchange.status,
-        headers: Vec::new(),
-    };
+    let facts = policy.inspect_request(&mut request(&exchange));
+    policy.delivery(&facts, &mut request(&exchange));
+    let mut early = Checked::new(exchange.status, &[]);
     policy.apply_before_upstream(&facts, &mut early);
-    let mut response = Response {
-        status: exchange.status,
-        headers: exchange.response_headers.clone(),
-    };
-    let mut document = Response {
-        status: exchange.status,
-        headers: exchange.response_headers.clone(),
-    };
+    let mut response = Checked::new(exchange.status, &exchange.response_headers);
+    let mut document = Checked::new(exchange.status, &exchange.response_headers);
     policy.apply_response(&facts, &mut response, &mut Counted);
     // The body of a document: the report bytes double as one.
     policy.apply_document(&facts, &mut document, &exchange.report, &mut Counted);
     same_as_held(policy, &facts, &exchange);
     if let Some(collector) = &policy.report_collector {
-        let mut request = Request(&exchange);
+        let mut request = request(&exchange);
+        let content_type = request.header("content-type").map(<[u8]>::to_vec);
+        let content_length = request.header("content-length").map(<[u8]>::to_vec);
         collector.admit(
-            request.host_and_path().1,
+            Some(&exchange.path),
             Some(&exchange.method),
-            first(&exchange.request_headers, "content-type"),
-            first(&exchange.request_headers, "content-length"),
+            content_type.as_deref(),
+            content_length.as_deref(),
         );
         let mut lines = Vec::new();
         let _ = collector.collect(

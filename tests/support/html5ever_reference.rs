@@ -5,7 +5,7 @@
 //! here from the decoded attributes, written from the HTML standard's "prepare the script element" and
 //! Chromium's ScriptLoader, independently of the engine's code.
 //!
-//! Shared by tests/inline_scripts_differential.rs and the fuzz target (included by path).
+//! Shared by tests/inline_script_scan_differential.rs and the fuzz target (included by path).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};

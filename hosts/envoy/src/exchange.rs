@@ -1,0 +1,258 @@
+//! The request and the response as the engine sees them in Envoy: each header map is copied once per phase
+//! with a single host call (`proxy_get_header_map_pairs`) into a scratch slot, so every later read is a scan of
+//! guest memory instead of another call into the host. Removals are remembered so the copy keeps answering as
+//! the map now stands.
+
+use crate::abi::{self, HeaderMapBytes};
+use proxy_wasm::types::MapType;
+use secure_headers::{RequestView, ResponseHeaders};
+
+/// The scratch slot of each header map (two are alive at once: the request's and the response's).
+const REQUEST_SLOT: usize = 0;
+const RESPONSE_SLOT: usize = 1;
+
+/// A copy of one header map.
+struct HeaderSnapshot {
+    bytes: HeaderMapBytes,
+    /// Bit i: pair i was removed (pairs past the 128th are never marked; removals of those are rare and the
+    /// engine never reads a header it removed).
+    removed: u128,
+}
+
+impl HeaderSnapshot {
+    fn take(map: MapType, slot: usize) -> Self {
+        HeaderSnapshot {
+            bytes: abi::read_header_map(map, slot),
+            removed: 0,
+        }
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+        abi::map_pairs(self.bytes.bytes())
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.pairs()
+            .find(|(i, n, _)| *n == name.as_bytes() && (*i >= 128 || self.removed & (1 << i) == 0))
+            .map(|(_, _, value)| value)
+    }
+
+    fn mark_removed(&mut self, name: &str) -> bool {
+        let mut found = false;
+        let mut removed = self.removed;
+        for (i, n, _) in self.pairs() {
+            if n == name.as_bytes() {
+                found = true;
+                if i < 128 {
+                    removed |= 1 << i;
+                }
+            }
+        }
+        self.removed = removed;
+        found
+    }
+
+    /// Every pair as text; None when one is not UTF-8 (the SDK's calls take text).
+    fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
+        self.pairs()
+            .map(|(_, name, value)| {
+                Some((
+                    std::str::from_utf8(name).ok()?,
+                    std::str::from_utf8(value).ok()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+pub struct EnvoyRequest {
+    headers: HeaderSnapshot,
+}
+
+impl EnvoyRequest {
+    pub fn read() -> Self {
+        EnvoyRequest {
+            headers: HeaderSnapshot::take(MapType::HttpRequestHeaders, REQUEST_SLOT),
+        }
+    }
+
+    /// A request header (or pseudo-header) by lower-case name, without needing `&mut`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    /// Every header and pseudo-header as text; None when one is not UTF-8.
+    pub fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
+        self.headers.text_pairs()
+    }
+}
+
+impl RequestView for EnvoyRequest {
+    fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
+        (self.headers.get(":authority"), self.headers.get(":path"))
+    }
+
+    fn method(&mut self) -> Option<&[u8]> {
+        self.headers.get(":method")
+    }
+
+    fn scheme(&mut self) -> Option<&[u8]> {
+        self.headers.get(":scheme")
+    }
+
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+}
+
+pub struct EnvoyResponse {
+    headers: HeaderSnapshot,
+}
+
+impl EnvoyResponse {
+    pub fn read() -> Self {
+        EnvoyResponse {
+            headers: HeaderSnapshot::take(MapType::HttpResponseHeaders, RESPONSE_SLOT),
+        }
+    }
+}
+
+impl ResponseHeaders for EnvoyResponse {
+    fn status(&mut self) -> Option<u16> {
+        std::str::from_utf8(self.headers.get(":status")?)
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        abi::replace_response_header(name, value);
+    }
+
+    fn append(&mut self, name: &str, value: &str) {
+        abi::add_response_header(name, value);
+    }
+
+    /// Only a header that is there costs a host call.
+    fn remove(&mut self, name: &str) {
+        if self.headers.mark_removed(name) {
+            abi::remove_response_header(name);
+        }
+    }
+}
+
+/// The headers of the filter's own HTTP call, owned: empty when the call failed, None when a header is not
+/// UTF-8.
+pub fn http_call_response_headers() -> Option<Vec<(String, String)>> {
+    let snapshot = HeaderSnapshot::take(MapType::HttpCallResponseHeaders, RESPONSE_SLOT);
+    snapshot.text_pairs().map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::mock_host::with_host;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_request_answers_from_one_snapshot() {
+        let ((), _) = with_host(
+            |host| {
+                host.request_headers = pairs(&[
+                    (":authority", "photos.example"),
+                    (":path", "/a?b"),
+                    (":method", "GET"),
+                    (":scheme", "https"),
+                    ("accept", "text/html"),
+                    ("accept", "*/*"),
+                ])
+            },
+            || {
+                let mut request = EnvoyRequest::read();
+                // Later changes to the host's map are not seen: the snapshot answers.
+                crate::abi::mock_host::HOST.with(|h| h.borrow_mut().request_headers.clear());
+                assert_eq!(
+                    request.host_and_path(),
+                    (Some(&b"photos.example"[..]), Some(&b"/a?b"[..]))
+                );
+                assert_eq!(request.method(), Some(&b"GET"[..]));
+                assert_eq!(request.scheme(), Some(&b"https"[..]));
+                assert_eq!(
+                    request.header("accept"),
+                    Some(&b"text/html"[..]),
+                    "the first value"
+                );
+                assert_eq!(request.header("cookie"), None);
+                assert_eq!(request.text_pairs().map(|p| p.len()), Some(6));
+            },
+        );
+    }
+
+    #[test]
+    fn the_response_writes_through_and_removes_only_what_is_there() {
+        let ((), host) = with_host(
+            |host| {
+                host.response_headers = pairs(&[
+                    (":status", "200"),
+                    ("x-powered-by", "Express"),
+                    ("x-powered-by", "again"),
+                ])
+            },
+            || {
+                let mut response = EnvoyResponse::read();
+                assert_eq!(response.status(), Some(200));
+                response.remove("x-powered-by");
+                assert_eq!(
+                    response.header("x-powered-by"),
+                    None,
+                    "read as the map now stands"
+                );
+                response.remove("server");
+                response.set("x-frame-options", "DENY");
+                response.append("vary", "a");
+                response.append("vary", "b");
+            },
+        );
+        assert_eq!(
+            host.response_headers,
+            pairs(&[
+                (":status", "200"),
+                ("x-frame-options", "DENY"),
+                ("vary", "a"),
+                ("vary", "b")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_status_that_is_not_a_number_is_absent() {
+        let (status, _) = with_host(
+            |host| host.response_headers = pairs(&[(":status", "2OO")]),
+            || EnvoyResponse::read().status(),
+        );
+        assert_eq!(status, None);
+    }
+
+    #[test]
+    fn the_fetched_documents_headers_are_owned_text() {
+        let (headers, _) = with_host(
+            |host| host.http_call_response_headers = pairs(&[(":status", "200"), ("a", "b")]),
+            http_call_response_headers,
+        );
+        assert_eq!(headers, Some(pairs(&[(":status", "200"), ("a", "b")])));
+    }
+}

@@ -1,0 +1,317 @@
+//! secure-headers for Traefik v3 (the http-wasm ABI): the policy is read when the module is instantiated; each
+//! request is either streamed (headers written before the upstream answers) or held (full policy on the
+//! complete response), as the engine's `Policy::delivery` decides; requests to the CSP report collector are
+//! answered here. http-wasm has no metrics ABI: counters are logged when they reach 1, 2, 4, 8... (per plugin
+//! instance; Traefik pools instances).
+//! - `abi`: the host calls, each beside its safe wrapper, with typed kinds (mocked under `cfg(test)`);
+//! - `exchange`: the request and response as the engine sees them;
+//! - this file: the three entry points the host calls.
+
+// A panic in the VM takes traffic down: outside tests, nothing here may unwrap, panic or index.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod abi;
+mod exchange;
+
+use abi::{BodyKind, HeaderKind, LogLevel, RequestOutcome};
+use exchange::{TraefikRequest, TraefikResponse};
+use secure_headers::{
+    load_identity, policy_from_options, policy_text, Admission, CollectorReply, CounterBook,
+    Delivery, Metrics, OriginBook, Policy, Rejection, ReportCollector, RequestView, Telemetry,
+    DOCUMENT_REQUEST_EDITS,
+};
+use std::cell::RefCell;
+
+#[cfg(target_os = "wasi")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// The context `handle_request` hands to `handle_response` for a held response (full policy).
+const HELD: u32 = 1;
+
+thread_local! {
+    static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
+    static TELEMETRY: RefCell<Option<Telemetry<()>>> = const { RefCell::new(None) };
+}
+
+/// Counters as log lines at 1, 2, 4, 8...: a trace an operator can read in Traefik's log, in bounded volume.
+struct LoggedMetrics<'a>(&'a mut CounterBook<()>);
+
+impl Metrics for LoggedMetrics<'_> {
+    fn increment(&mut self, name: &str) {
+        if let Some(counter) = self.0.bump(name, |_| ()) {
+            if counter.count.is_power_of_two() {
+                abi::write_log(
+                    LogLevel::Info,
+                    &format!(
+                        "secure-headers: {name} = {} (this plugin instance)",
+                        counter.count
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Runs `f` with the instance's counters; counting is skipped rather than risk a panic on re-entry.
+fn with_metrics(f: impl FnOnce(&mut LoggedMetrics, &mut OriginBook)) {
+    TELEMETRY.with(|t| {
+        if let Ok(mut telemetry) = t.try_borrow_mut() {
+            if let Some(Telemetry { counters, origins }) = telemetry.as_mut() {
+                f(&mut LoggedMetrics(counters), origins);
+            }
+        }
+    });
+}
+
+/// Module start: read and compile the policy. A bad policy is logged with its field path and the
+/// instance traps, so Traefik refuses to build the middleware instead of serving with a half-read policy.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // SAFETY: the WASI reactor contract: run static constructors once before anything else.
+    #[cfg(target_os = "wasi")]
+    unsafe {
+        __wasm_call_ctors()
+    };
+    let mut config = Vec::new();
+    let options = abi::config(&mut config);
+    match policy_from_options(options) {
+        Ok(policy) => {
+            abi::write_log(
+                LogLevel::Info,
+                &format!(
+                    "secure-headers: policy loaded ({} rule(s)), {}",
+                    policy.rules.len(),
+                    load_identity(&policy_text(options))
+                ),
+            );
+            abi::write_log(
+                LogLevel::Info,
+                &format!("secure-headers: {}", policy.companion(&[]).advice()),
+            );
+            let telemetry = Telemetry::for_policy(&policy, |_| ());
+            TELEMETRY.with(|t| *t.borrow_mut() = Some(telemetry));
+            POLICY.with(|p| *p.borrow_mut() = Some(policy));
+        }
+        Err(err) => {
+            abi::write_log(LogLevel::Error, &format!("secure-headers: {err}"));
+            std::process::abort();
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn handle_request() -> i64 {
+    POLICY.with(|p| {
+        let policy = p.borrow();
+        let next = RequestOutcome {
+            call_next: true,
+            context: 0,
+        };
+        let Some(policy) = policy.as_ref() else {
+            return next.packed();
+        };
+        let mut request = TraefikRequest::default();
+        #[cfg(feature = "trap-test")]
+        secure_headers::trap_test::trap_if_asked(
+            request
+                .header(secure_headers::trap_test::TRAP_HEADER)
+                .is_some(),
+        );
+        if let Some(collector) = &policy.report_collector {
+            let (_, path) = request.host_and_path();
+            if path.is_some_and(|p| collector.handles(p)) {
+                answer_report(collector, &mut request);
+                return RequestOutcome {
+                    call_next: false,
+                    context: 0,
+                }
+                .packed();
+            }
+        }
+        let facts = policy.inspect_request(&mut request);
+        match policy.delivery(&facts, &mut request) {
+            Delivery::Held => {
+                abi::buffer_response();
+                if policy.wants_document_body(&facts) {
+                    // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
+                    for (name, value) in DOCUMENT_REQUEST_EDITS.set {
+                        abi::set_header(HeaderKind::Request, name, value);
+                    }
+                    for name in DOCUMENT_REQUEST_EDITS.remove {
+                        abi::delete_header(HeaderKind::Request, name);
+                    }
+                }
+                RequestOutcome {
+                    call_next: true,
+                    context: HELD,
+                }
+                .packed()
+            }
+            Delivery::Streamed => {
+                // An observing rule writes nothing here and cannot read the response later: Traefik lets a
+                // plugin read response headers only when it buffered the response (it panics otherwise).
+                policy.apply_before_upstream(&facts, &mut TraefikResponse::default());
+                next.packed()
+            }
+            Delivery::Untouched => next.packed(),
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
+    if u32::try_from(req_ctx) != Ok(HELD) || is_error != 0 {
+        return;
+    }
+    POLICY.with(|p| {
+        if let Some(policy) = p.borrow().as_ref() {
+            // The instance handling the response may not be the one that saw the request (the host pools
+            // instances), so the request-side facts are read again rather than remembered.
+            let facts = policy.inspect_request(&mut TraefikRequest::default());
+            let mut response = TraefikResponse::default();
+            with_metrics(|metrics, _| {
+                if policy.wants_response_body(&facts, &mut response) {
+                    // Reading the buffered body consumes it: it is written back unchanged.
+                    let body = abi::read_whole_body(BodyKind::Response, usize::MAX);
+                    policy.apply_document(&facts, &mut response, &body, metrics);
+                    abi::write_whole_body(BodyKind::Response, &body);
+                } else {
+                    policy.apply_response(&facts, &mut response, metrics);
+                }
+            });
+        }
+    });
+}
+
+/// Reads the report (at most one byte over the collector's cap) and answers it; the upstream never sees it.
+fn answer_report(collector: &ReportCollector, request: &mut TraefikRequest) {
+    let method = request.method().map(<[u8]>::to_vec);
+    let content_type = request.header("content-type").map(<[u8]>::to_vec);
+    let content_length = request.header("content-length").map(<[u8]>::to_vec);
+    let (_, path) = request.host_and_path();
+    let admission = collector.admit(
+        path,
+        method.as_deref(),
+        content_type.as_deref(),
+        content_length.as_deref(),
+    );
+    let mut outcome = Err(Rejection::Malformed);
+    with_metrics(|metrics, origins| {
+        outcome = match admission {
+            Admission::Reject(rejection) => {
+                metrics.increment(rejection.counter());
+                Err(rejection)
+            }
+            Admission::ReadBody | Admission::Pass => {
+                let body = abi::read_whole_body(
+                    BodyKind::Request,
+                    collector.max_body_bytes.saturating_add(1),
+                );
+                let mut log =
+                    |line: &str| abi::write_log(LogLevel::Info, &format!("secure-headers: {line}"));
+                collector
+                    .collect(&body, origins, metrics, &mut log)
+                    .map(|_| ())
+            }
+        };
+    });
+    reply(outcome);
+}
+
+fn reply(outcome: Result<(), Rejection>) {
+    let reply = CollectorReply::new(outcome);
+    for (name, value) in reply.headers {
+        abi::set_header(HeaderKind::Response, name, value);
+    }
+    abi::set_status(reply.status);
+    abi::write_whole_body(BodyKind::Response, reply.body.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::mock_host::{with_host, MockHost};
+
+    const POLICY: &str = r#"{"policy": "{\"presets\": [\"immich\"], \"csp_reports\": {}}"}"#;
+
+    fn request(host: &mut MockHost, method: &str, uri: &str, headers: &[(&str, &str)]) {
+        host.config = POLICY.as_bytes().to_vec();
+        host.method = method.as_bytes().to_vec();
+        host.uri = uri.as_bytes().to_vec();
+        host.headers[0] = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+
+    #[test]
+    fn a_page_is_held_and_a_range_request_streams() {
+        let (outcome, host) = with_host(
+            |host| request(host, "GET", "/", &[("host", "photos.example")]),
+            || {
+                _initialize();
+                handle_request()
+            },
+        );
+        assert_eq!(
+            outcome,
+            RequestOutcome {
+                call_next: true,
+                context: HELD
+            }
+            .packed()
+        );
+        assert_ne!(host.features, 0, "the response is buffered");
+        assert!(host
+            .logs
+            .iter()
+            .any(|(_, line)| line.contains("policy loaded")));
+
+        let (outcome, host) = with_host(
+            |host| request(host, "GET", "/video.mp4", &[("range", "bytes=0-")]),
+            || {
+                _initialize();
+                handle_request()
+            },
+        );
+        assert_eq!(outcome, 1, "next handler, no context");
+        assert_eq!(host.features, 0);
+        assert!(
+            host.headers[1]
+                .iter()
+                .any(|(n, _)| n == "x-content-type-options"),
+            "written before the upstream answers: {:?}",
+            host.headers[1]
+        );
+    }
+
+    #[test]
+    fn the_collector_answers_with_the_engines_reply() {
+        let (outcome, host) = with_host(
+            |host| request(host, "GET", "/.well-known/csp-report", &[]),
+            || {
+                _initialize();
+                handle_request()
+            },
+        );
+        assert_eq!(outcome, 0, "answered: the upstream is not called");
+        let expected = CollectorReply::new(Err(Rejection::Method));
+        assert_eq!(host.status, i32::from(expected.status));
+        assert_eq!(host.written_bodies[1], expected.body.as_bytes());
+        let headers: Vec<(&str, &str)> = host.headers[1]
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(headers, expected.headers);
+    }
+}

@@ -1,0 +1,125 @@
+//! A rule's `inline_script_hashes`: the CSP it sends for an HTML document, with the sha256 of each inline script
+//! the document runs in place of `'unsafe-inline'`, or the reason it falls back to the rule's static CSP.
+
+use crate::inline_script_hashes::{script_hashes, Unhashable};
+
+/// Default cap on inline scripts per document (Immich sends 2).
+pub const DEFAULT_MAX_SCRIPTS: u64 = 8;
+/// Default cap on the document size; a larger one gets the static CSP.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+pub const MAX_BODY_BYTES_LIMIT: u64 = 8 << 20;
+/// Marks where the hashes go in a rendered CSP.
+pub const SLOT: &str = "'secure-headers-script-hashes'";
+
+/// How a host changes the request for a document whose inline scripts it will hash.
+#[derive(Debug)]
+pub struct DocumentRequestEdits {
+    /// Headers to set: the scan reads the body as sent, so it is asked for uncompressed.
+    pub set: &'static [(&'static str, &'static str)],
+    /// Headers to remove: the validators. A `304 Not Modified` has no body to hash, and the browser would pair
+    /// the body it cached with a CSP that does not list that body's scripts.
+    pub remove: &'static [&'static str],
+}
+
+pub const DOCUMENT_REQUEST_EDITS: DocumentRequestEdits = DocumentRequestEdits {
+    set: &[("accept-encoding", "identity")],
+    remove: &["if-none-match", "if-modified-since"],
+};
+
+pub const DOCUMENTS_HASHED: &str = "inline_scripts.documents_hashed";
+pub const SCRIPTS_HASHED: &str = "inline_scripts.scripts_hashed";
+
+#[derive(Debug)]
+pub struct InlineScriptHashes {
+    /// `content-security-policy`, or `-report-only` when the rule's CSP is report-only.
+    pub header: &'static str,
+    /// The CSP split where the hashes go, for https and for http requests.
+    pub https: Vec<Box<str>>,
+    pub http: Vec<Box<str>>,
+    pub max_scripts: usize,
+    pub max_body_bytes: usize,
+}
+
+/// Why a document got the static CSP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    TooLarge,
+    TooManyScripts,
+    NotUtf8,
+    /// The browser would not certainly decode the document as UTF-8.
+    Encoding,
+    ForeignContent,
+    /// Markup the scan does not follow exactly (see Unhashable::Markup).
+    Markup,
+    Compressed,
+    UpstreamCsp,
+    /// Envoy only: the filter's own fetch of the document failed (see fetched_document).
+    FetchFailed,
+}
+
+impl Fallback {
+    pub fn counter(self) -> &'static str {
+        match self {
+            Fallback::TooLarge => "inline_scripts.fallback.too_large",
+            Fallback::TooManyScripts => "inline_scripts.fallback.too_many_scripts",
+            Fallback::NotUtf8 => "inline_scripts.fallback.not_utf8",
+            Fallback::Encoding => "inline_scripts.fallback.encoding",
+            Fallback::ForeignContent => "inline_scripts.fallback.foreign_content",
+            Fallback::Markup => "inline_scripts.fallback.markup",
+            Fallback::Compressed => "inline_scripts.fallback.compressed",
+            Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
+            Fallback::FetchFailed => "inline_scripts.fallback.fetch_failed",
+        }
+    }
+
+    pub const ALL: [Fallback; 9] = [
+        Fallback::TooLarge,
+        Fallback::TooManyScripts,
+        Fallback::NotUtf8,
+        Fallback::Encoding,
+        Fallback::ForeignContent,
+        Fallback::Markup,
+        Fallback::Compressed,
+        Fallback::UpstreamCsp,
+        Fallback::FetchFailed,
+    ];
+}
+
+impl From<Unhashable> for Fallback {
+    fn from(reason: Unhashable) -> Self {
+        match reason {
+            Unhashable::TooManyScripts => Fallback::TooManyScripts,
+            Unhashable::NotUtf8 => Fallback::NotUtf8,
+            Unhashable::Encoding => Fallback::Encoding,
+            Unhashable::ForeignContent => Fallback::ForeignContent,
+            Unhashable::Markup(_) => Fallback::Markup,
+        }
+    }
+}
+
+impl InlineScriptHashes {
+    /// Splits a rendered CSP (carrying SLOT) into the pieces around the hashes.
+    pub fn split(rendered: &str) -> Vec<Box<str>> {
+        rendered.split(&format!(" {SLOT}")).map(Box::from).collect()
+    }
+
+    /// The CSP for this document (and how many scripts it hashed), or why it gets the static one.
+    pub fn csp_for(
+        &self,
+        https: bool,
+        body: &[u8],
+        content_type: Option<&[u8]>,
+        content_encoding: Option<&[u8]>,
+    ) -> Result<(String, usize), Fallback> {
+        if content_encoding.is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity")) {
+            return Err(Fallback::Compressed);
+        }
+        if body.len() > self.max_body_bytes {
+            return Err(Fallback::TooLarge);
+        }
+        let hashes = script_hashes(body, content_type, self.max_scripts)?;
+        let sources: String = hashes.iter().map(|h| format!(" {h}")).collect();
+        let pieces = if https { &self.https } else { &self.http };
+        Ok((pieces.join(sources.as_str()), hashes.len()))
+    }
+}

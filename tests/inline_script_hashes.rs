@@ -1,0 +1,204 @@
+//! `inline_script_hashes`: a document's CSP carries the hashes of exactly its inline scripts in place of
+//! 'unsafe-inline'; every case the scan cannot vouch for falls back to the rule's static CSP and is counted.
+
+mod common;
+
+use common::{get, policy, Counts, Response, ResponseValues};
+use secure_headers::Policy;
+
+const TWO_SCRIPTS: &[u8] =
+    b"<!doctype html><script>theme()</script><div><script>boot()</script></div>";
+// sha256 of "theme()" and "boot()", from Python's hashlib.
+const THEME: &str = "'sha256-Rfr3GgHZFiXm+TmNr+li+0sZ4J9FGllo8jsXcJF5XZ8='";
+const BOOT: &str = "'sha256-MeZS89WlF0u+o0hCvHTBt4q1WHU+U+sJKgbdRUc36mY='";
+
+fn hashing() -> Policy {
+    policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2}}"#)
+}
+
+fn document(p: &Policy, headers: &[(&str, &[u8])], body: &[u8]) -> (Response, Counts) {
+    let mut response = Response::new(200, headers);
+    let mut counts = Counts::default();
+    let facts = p.inspect_request(&mut get("h", "/", "https"));
+    p.apply_document(&facts, &mut response, body, &mut counts);
+    (response, counts)
+}
+
+type Header = (&'static str, &'static [u8]);
+
+const HTML: Header = ("content-type", b"text/html; charset=utf-8");
+
+#[test]
+fn the_csp_allows_exactly_the_documents_inline_scripts() {
+    let (r, counts) = document(&hashing(), &[HTML], TWO_SCRIPTS);
+    let csp = r.one("content-security-policy").unwrap();
+    let script_src = csp
+        .split("; ")
+        .find(|d| d.starts_with("script-src "))
+        .unwrap();
+    assert_eq!(
+        script_src,
+        format!("script-src 'self' 'wasm-unsafe-eval' https://www.gstatic.com {THEME} {BOOT}")
+    );
+    assert!(
+        csp.contains("script-src-attr 'none'"),
+        "event handlers stay blocked"
+    );
+    assert_eq!(counts.get("inline_scripts.documents_hashed"), 1);
+    assert_eq!(counts.get("inline_scripts.scripts_hashed"), 2);
+}
+
+#[test]
+fn the_hashes_follow_the_document() {
+    let (a, _) = document(&hashing(), &[HTML], b"<script>theme()</script>");
+    let (b, _) = document(&hashing(), &[HTML], b"<script>boot()</script>");
+    assert!(a.one("content-security-policy").unwrap().contains(THEME));
+    assert!(b.one("content-security-policy").unwrap().contains(BOOT));
+    assert!(!b.one("content-security-policy").unwrap().contains(THEME));
+}
+
+#[test]
+fn every_fallback_sends_the_static_csp_and_counts_its_reason() {
+    let static_csp = |r: &Response| {
+        r.one("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self' 'unsafe-inline'")
+    };
+    let three = b"<script>a()</script><script>b()</script><script>c()</script>";
+    let cases: [(&[Header], &[u8], &str); 8] = [
+        (&[HTML], three, "too_many_scripts"),
+        (
+            &[HTML, ("content-encoding", b"gzip")],
+            TWO_SCRIPTS,
+            "compressed",
+        ),
+        (
+            &[("content-type", b"text/html; charset=iso-8859-1")],
+            TWO_SCRIPTS,
+            "encoding",
+        ),
+        (&[("content-type", b"text/html")], TWO_SCRIPTS, "encoding"),
+        (&[HTML], b"<script>caf\xe9()</script>", "not_utf8"),
+        (&[HTML], b"<frameset><script>x()</script>", "markup"),
+        (
+            &[("content-type", b"text/html")],
+            b"<meta charset=utf-8><p><meta charset=iso-2022-jp>",
+            "encoding",
+        ),
+        (
+            &[HTML],
+            b"<svg><script>x()</script></svg>",
+            "foreign_content",
+        ),
+    ];
+    for (headers, body, reason) in cases {
+        let (r, counts) = document(&hashing(), headers, body);
+        assert!(
+            static_csp(&r),
+            "{reason}: {:?}",
+            r.one("content-security-policy")
+        );
+        assert_eq!(
+            counts.get(&format!("inline_scripts.fallback.{reason}")),
+            1,
+            "{counts:?}"
+        );
+        assert_eq!(counts.get("inline_scripts.documents_hashed"), 0);
+    }
+    let small =
+        policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_body_bytes": 1024}}"#);
+    let (r, counts) = document(&small, &[HTML], &[b' '; 2000]);
+    assert!(static_csp(&r));
+    assert_eq!(counts.get("inline_scripts.fallback.too_large"), 1);
+}
+
+#[test]
+fn an_upstream_csp_the_rule_keeps_is_left_alone() {
+    let upstream = (
+        "content-security-policy",
+        &b"script-src 'self' 'unsafe-inline'"[..],
+    );
+    let (r, counts) = document(&hashing(), &[HTML, upstream], TWO_SCRIPTS);
+    assert_eq!(
+        r.one("content-security-policy").as_deref(),
+        Some("script-src 'self' 'unsafe-inline'")
+    );
+    assert_eq!(counts.get("inline_scripts.fallback.upstream_csp"), 1);
+}
+
+#[test]
+fn other_responses_are_not_hashed() {
+    let (r, counts) = document(&hashing(), &[("content-type", b"application/json")], b"{}");
+    assert!(
+        counts.0.keys().all(|k| !k.starts_with("inline_scripts")),
+        "{counts:?}"
+    );
+    assert!(r
+        .one("content-security-policy")
+        .unwrap()
+        .contains("'unsafe-inline'"));
+}
+
+#[test]
+fn a_report_only_csp_gets_the_hashes_in_the_report_only_header() {
+    let p = policy(
+        r#"{"presets": ["immich"], "content_security_policy": {"report_only": true},
+            "inline_script_hashes": {}}"#,
+    );
+    let (r, _) = document(&p, &[HTML], TWO_SCRIPTS);
+    let ro = r.one("content-security-policy-report-only").unwrap();
+    assert!(
+        ro.contains(THEME)
+            && ro.contains(BOOT)
+            && !ro.contains("script-src 'self' 'unsafe-inline'")
+    );
+    assert_eq!(
+        r.one("content-security-policy").as_deref(),
+        Some("frame-ancestors 'self'")
+    );
+}
+
+#[test]
+fn the_option_needs_a_script_src() {
+    let err =
+        Policy::parse(br#"{"presets": ["bundle-a"], "inline_script_hashes": {}}"#).unwrap_err();
+    assert_eq!(err.field, "inline_script_hashes");
+    assert!(err.reason.contains("script-src"), "{err}");
+    let err =
+        Policy::parse(br#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 0}}"#)
+            .unwrap_err();
+    assert_eq!(err.field, "inline_script_hashes.max_scripts");
+}
+
+/// Traefik now holds every GET/HEAD that need not stream; only a 2xx HTML response under a hashing rule has its
+/// body copied into the module, so a large download on a held path never grows the guest's memory.
+#[test]
+fn only_a_2xx_html_response_under_a_hashing_rule_has_its_body_read() {
+    let wants = |p: &Policy, status: u16, content_type: &'static [u8]| {
+        let facts = p.inspect_request(&mut get("h", "/", "https"));
+        p.wants_response_body(
+            &facts,
+            &mut Response::new(status, &[("content-type", content_type)]),
+        )
+    };
+    let p = hashing();
+    assert!(wants(&p, 200, b"text/html; charset=utf-8"));
+    assert!(wants(&p, 200, b"TEXT/HTML"));
+    for (status, content_type) in [
+        (200, &b"video/mp4"[..]),
+        (200, b"application/json"),
+        (200, b"application/octet-stream"),
+        (304, b"text/html"),
+        (404, b"text/html"),
+    ] {
+        assert!(
+            !wants(&p, status, content_type),
+            "{status} {content_type:?}"
+        );
+    }
+    assert!(!wants(
+        &policy(r#"{"presets": ["immich"]}"#),
+        200,
+        b"text/html"
+    ));
+}

@@ -47,7 +47,7 @@ IMAGE_NAME = "secure-headers"
 
 
 def crate_version() -> str:
-    return tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+    return tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
 
 def sha256_hex(data: bytes) -> str:

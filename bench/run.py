@@ -28,13 +28,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "envoy-test"))
-sys.path.insert(0, str(ROOT / "traefik-test"))
-
-from envoy_runner import envoy_binary, free_port  # noqa: E402
-from traefik_runner import (MODULE_NAME, PLUGIN_DIR, PLUGIN_KEY, companion_middleware,  # noqa: E402
-                            traefik_binary)
+from secure_headers_harness.envoy import envoy_binary
+from secure_headers_harness.paths import HTTP_WASM_DIR as PLUGIN_DIR, ROOT
+from secure_headers_harness.processes import free_port
+from secure_headers_harness.traefik import MODULE_NAME, PLUGIN_KEY, companion_middleware, traefik_binary
 
 OURS = ROOT / "dist" / "proxy-wasm" / "secure_headers.wasm"
 EMPTY = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_empty_filter.wasm"

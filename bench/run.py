@@ -23,23 +23,19 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "envoy-test"))
-sys.path.insert(0, str(ROOT / "traefik-test"))
+from secure_headers_harness.envoy import StaticEnvoy
+from secure_headers_harness.paths import (BENCH_FILTERS, HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as OURS, ROOT,
+                                          work_dir)
+from secure_headers_harness.processes import free_port
+from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, StaticTraefik, companion_middleware,
+                                            install_plugin)
 
-from envoy_runner import envoy_binary, free_port  # noqa: E402
-from traefik_runner import (MODULE_NAME, PLUGIN_DIR, PLUGIN_KEY, companion_middleware,  # noqa: E402
-                            traefik_binary)
-
-OURS = ROOT / "dist" / "proxy-wasm" / "secure_headers.wasm"
-EMPTY = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_empty_filter.wasm"
-NAIVE = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_naive_filter.wasm"
-EMPTY_HTTP_WASM = ROOT / "target" / "bench" / "wasm32-wasip1" / "release" / "bench_empty_http_wasm.wasm"
+EMPTY = BENCH_FILTERS / "bench_empty_filter.wasm"
+NAIVE = BENCH_FILTERS / "bench_naive_filter.wasm"
+EMPTY_HTTP_WASM = BENCH_FILTERS / "bench_empty_http_wasm.wasm"
 EMPTY_HTTP_WASM_MODULE = "github.com/secure-headers/bench-empty-http-wasm"
 IMMICH = json.dumps({"presets": ["immich"]})
 # What the Immich server sends on its SPA page (before the filter).
@@ -120,33 +116,17 @@ def static_cluster(name: str, port: int) -> dict:
             "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
-class EnvoyProcess:
-    def __init__(self, listeners: list[dict], cpu: str, workdir: Path, clusters: list[dict] | None = None):
-        self.admin = free_port()
-        config = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin}}},
-                  "static_resources": {"listeners": listeners, "clusters": clusters or []}}
-        self.config_path = workdir / f"envoy-{self.admin}.json"
-        self.config_path.write_text(json.dumps(config))
-        self.log_path = workdir / f"envoy-{self.admin}.log"
-        self.process = subprocess.Popen(
-            ["taskset", "-c", cpu, envoy_binary(), "-c", str(self.config_path), "--concurrency", "1",
-             "--disable-hot-restart", "--log-level", "info"],
-            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"envoy exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
-                    if r.read().strip() == b"LIVE":
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("envoy not ready")
+def pinned(cpu: str) -> list[str]:
+    """The command prefix that keeps a process on one CPU."""
+    return ["taskset", "-c", cpu]
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+
+def envoy_on(cpu: str, workdir: Path, name: str, listeners: list[dict],
+             clusters: list[dict] | None = None) -> StaticEnvoy:
+    """A started Envoy (one worker) pinned to `cpu`, its config and log in workdir/name/."""
+    folder = workdir / name
+    folder.mkdir()
+    return StaticEnvoy(listeners, clusters or [], command_prefix=pinned(cpu), workdir=folder).start(timeout=60)
 
 
 # --- Measurement -------------------------------------------------------------------------------------------------
@@ -179,7 +159,7 @@ def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, r
     header_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
     url = f"http://127.0.0.1:{port}/"
     before, steal_before = cpu_ns(pid), steal_ticks()
-    wrk = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c16", f"-d{seconds}s", "-H", f"Host: {host}",
+    wrk = subprocess.run([*pinned(LOAD_CPU), "wrk", "-t1", "-c16", f"-d{seconds}s", "-H", f"Host: {host}",
                           *header_args, url], capture_output=True, text=True, check=True).stdout
     used = cpu_ns(pid) - before
     stolen = (steal_ticks() - steal_before) / os.sysconf("SC_CLK_TCK") / (2 * seconds)
@@ -187,7 +167,7 @@ def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, r
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
     if errors:
         raise RuntimeError(f"port {port}: {errors.group(1)} failed responses:\n{wrk}")
-    hey = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
+    hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
                           "-q", str(rate // 2),
                           "-host", host, *header_args, url], capture_output=True, text=True, check=True).stdout
     p50 = float(re.search(r"50% in ([\d.]+) secs", hey).group(1)) * 1e6
@@ -231,8 +211,9 @@ def header_diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[tup
 
 def bench_envoy(args, workdir: Path) -> dict:
     ports = {name: free_port() for name in ("none", "ours")}
-    probe = EnvoyProcess([listener("none", ports["none"], []),
-                          listener("ours", ports["ours"], [wasm_filter("ours", OURS, IMMICH)])], PROXY_CPU, workdir)
+    probe = envoy_on(PROXY_CPU, workdir, "envoy-probe",
+                     [listener("none", ports["none"], []),
+                      listener("ours", ports["ours"], [wasm_filter("ours", OURS, IMMICH)])])
     try:
         before, after = fetch_headers(ports["none"]), fetch_headers(ports["ours"])
     finally:
@@ -243,7 +224,7 @@ def bench_envoy(args, workdir: Path) -> dict:
     naive_config = json.dumps({"set": sets, "remove": removes})
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU): inline_script_hashes fetches it.
     page_port = free_port()
-    page_upstream = EnvoyProcess([listener("page", page_port, [], body=PAGE_10K)], LOAD_CPU, workdir)
+    page_upstream = envoy_on(LOAD_CPU, workdir, "envoy-page", [listener("page", page_port, [], body=PAGE_10K)])
     paged = {  # name: filters, each proxying to the page upstream
         "none, 10 KiB page": [],
         "secure-headers, 10 KiB page": [wasm_filter("ourspage", OURS, IMMICH)],
@@ -264,11 +245,12 @@ def bench_envoy(args, workdir: Path) -> dict:
         "secure-headers, 100 upstream headers": ([wasm_filter("oursh100", OURS, IMMICH)], 100),
     }
     ports = {name: free_port() for name in [*plan, *paged]}
-    envoy = EnvoyProcess([listener(f"l{i}", ports[name], filters, extra)
-                          for i, (name, (filters, extra)) in enumerate(plan.items())]
-                         + [listener(f"p{i}", ports[name], filters, cluster="page")
-                            for i, (name, filters) in enumerate(paged.items())],
-                         PROXY_CPU, workdir, [static_cluster("page", page_port)])
+    envoy = envoy_on(PROXY_CPU, workdir, "envoy-variants",
+                     [listener(f"l{i}", ports[name], filters, extra)
+                      for i, (name, (filters, extra)) in enumerate(plan.items())]
+                     + [listener(f"p{i}", ports[name], filters, cluster="page")
+                        for i, (name, filters) in enumerate(paged.items())],
+                     [static_cluster("page", page_port)])
     document = {"Sec-Fetch-Dest": "document"}
     try:
         hashed_csp = fetch_headers(ports["secure-headers + inline_script_hashes, 10 KiB page"], HOST,
@@ -296,25 +278,18 @@ def bench_envoy(args, workdir: Path) -> dict:
 
 def bench_traefik(args, workdir: Path) -> dict:
     upstream_port, page_port = free_port(), free_port()
-    upstream = EnvoyProcess([listener("upstream", upstream_port, []),
-                             listener("page", page_port, [], body=PAGE_10K)], LOAD_CPU, workdir)
-    web, ping = free_port(), free_port()
-    plugin = workdir / "plugins-local" / "src" / MODULE_NAME
-    plugin.mkdir(parents=True, exist_ok=True)
-    for item in PLUGIN_DIR.iterdir():
-        shutil.copy(item, plugin / item.name)
+    upstream = envoy_on(LOAD_CPU, workdir, "envoy-upstream", [listener("upstream", upstream_port, []),
+                                                              listener("page", page_port, [], body=PAGE_10K)])
+    folder = workdir / "traefik"
+    folder.mkdir()
+    install_plugin(folder, MODULE_NAME, PLUGIN_DIR.iterdir())
     # Traefik's ABI floor: an http-wasm guest that does nothing.
-    empty = workdir / "plugins-local" / "src" / EMPTY_HTTP_WASM_MODULE
-    empty.mkdir(parents=True, exist_ok=True)
-    shutil.copy(EMPTY_HTTP_WASM, empty / EMPTY_HTTP_WASM.name)
-    shutil.copy(ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml", empty / ".traefik.yml")
-    # The headers the plugin writes on a held (document) response, for the native middleware to match.
-    static = {"entryPoints": {"web": {"address": f"127.0.0.1:{web}"}, "traefik": {"address": f"127.0.0.1:{ping}"}},
-              "ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
+    install_plugin(folder, EMPTY_HTTP_WASM_MODULE,
+                   [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    static = {"ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
               "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
               "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
-                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE}}},
-              "providers": {"file": {"filename": str(workdir / "dynamic.yml")}}}
+                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE}}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
     page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
     dynamic = {"http": {"routers": {
@@ -331,44 +306,23 @@ def bench_traefik(args, workdir: Path) -> dict:
                         "empty": {"plugin": {"empty": {}}},
                         "hashing": {"plugin": {PLUGIN_KEY: {"policy": HASHING}}}},
         "services": {"up": service, "page": page}}}
-    (workdir / "dynamic.yml").write_text(json.dumps(dynamic))
-    (workdir / "traefik.yml").write_text(json.dumps(static))
-    env = {**os.environ, "GOMAXPROCS": "1"}
-    traefik = subprocess.Popen(["taskset", "-c", PROXY_CPU, traefik_binary(), f"--configFile={workdir / 'traefik.yml'}"],
-                               cwd=workdir, env=env, stdout=open(workdir / "traefik.log", "w"), stderr=subprocess.STDOUT)
+    traefik = StaticTraefik(static, dynamic, command_prefix=pinned(PROXY_CPU), env={"GOMAXPROCS": "1"},
+                            workdir=folder)
+    web = traefik.ports["http"]
     try:
+        traefik.start(timeout=60, probe_host=HOST)
         document = {"Sec-Fetch-Dest": "document"}
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                held = fetch_headers(web, HOST, document)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        # The headers the plugin writes on a held (document) response, for the native middleware to match.
+        held = fetch_headers(web, HOST, document)
         bare = fetch_headers(web, "none.test")
         sets, removes = header_diff(bare, held)
         native = {"headers": {"customResponseHeaders": {**dict(sets), **{name: "" for name in removes}}}}
         dynamic["http"]["middlewares"]["native"] = native
         dynamic["http"]["routers"]["native"] = {"rule": "Host(`native.test`)", "service": "up",
                                                 "middlewares": ["native"]}
-        (workdir / "dynamic.yml").write_text(json.dumps(dynamic))
-        traefik.terminate()
-        traefik.wait(timeout=10)
-        traefik = subprocess.Popen(["taskset", "-c", PROXY_CPU, traefik_binary(),
-                                    f"--configFile={workdir / 'traefik.yml'}"],
-                                   cwd=workdir, env=env, stdout=open(workdir / "traefik.log", "a"),
-                                   stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                native_headers = fetch_headers(web, "native.test")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        traefik.stop()
+        traefik.start(timeout=60, probe_host="native.test")  # on the dynamic configuration with the native router
+        native_headers = fetch_headers(web, "native.test")
         if native_headers != held:
             raise RuntimeError(f"traefik headers middleware differs:\n{native_headers}\nvs\n{held}")
         print("traefik: native headers middleware and the plugin's held path produce identical headers; measuring")
@@ -392,10 +346,9 @@ def bench_traefik(args, workdir: Path) -> dict:
             "secure-headers, held, 10 KiB page": (web, "page-held.test", document),
             "secure-headers, held + inline_script_hashes, 10 KiB page": (web, "page-hashed.test", document),
         }
-        samples = run_rounds(targets, traefik.pid, args)
+        samples = run_rounds(targets, traefik.process.pid, args)
     finally:
-        traefik.terminate()
-        traefik.wait(timeout=10)
+        traefik.stop()
         upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()}}
 
@@ -578,7 +531,7 @@ def main() -> int:
             raise SystemExit(f"{tool} is missing: `make bench` installs wrk and hey with apt")
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("the benchmark pins the proxy and the load generator to two different CPUs; this machine has one")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".work"))
+    workdir = work_dir("bench")
     print(f"bench: {args.rounds} rounds, logs in {workdir}")
     if args.only == "traefik":
         traefik = bench_traefik(args, workdir)

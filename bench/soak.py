@@ -18,13 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "envoy-test"))
+from secure_headers_harness.envoy import Envoy
+from secure_headers_harness.http_client import request
+from secure_headers_harness.paths import ALLOC_COUNT_WASM as MODULE, ROOT, work_dir
+from secure_headers_harness.processes import rss_kib
+from secure_headers_harness.upstream import Upstream
 
-from envoy_runner import Envoy, Upstream, work_dir  # noqa: E402
-from http_client import request  # noqa: E402
-
-MODULE = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"
 POLICY = json.dumps({"csp_reports": {}, "rules": [
     {"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
      "inline_script_hashes": {"max_scripts": 2}}]})
@@ -94,13 +93,6 @@ def stat(envoy: Envoy, name: str) -> int:
     with urllib.request.urlopen(f"{envoy.admin}/stats?filter=^{re.escape(name)}$") as r:
         values = [int(v) for v in re.findall(r": (\d+)", r.read().decode())]
     return max(values) if "memory" in name else sum(values)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def main() -> int:

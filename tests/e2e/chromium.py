@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from envoy_runner import CERTS, work_dir
+from secure_headers_harness.paths import CERTS, work_dir
 from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"

@@ -3,18 +3,12 @@ Immich-like upstream. The same tests run against both hosts; where a host cannot
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "envoy-test"))
-sys.path.insert(0, str(ROOT / "traefik-test"))
-
-from envoy_runner import WASM as ENVOY_MODULE, Envoy, Upstream  # noqa: E402
-from http_client import request  # noqa: E402
-from traefik_runner import PLUGIN_DIR, Traefik  # noqa: E402
+from secure_headers_harness.envoy import Envoy
+from secure_headers_harness.http_client import request
+from secure_headers_harness.paths import HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as ENVOY_MODULE
+from secure_headers_harness.traefik import Traefik
+from secure_headers_harness.upstream import Upstream
 
 HOSTS = ["envoy", "traefik"]
 # A browser navigation (Traefik holds every GET/HEAD that need not stream, this one among them).

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-from pathlib import Path
 
 import yaml
+from secure_headers_harness.paths import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def example(name: str) -> dict:

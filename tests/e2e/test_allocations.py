@@ -8,11 +8,11 @@ import json
 import urllib.request
 from pathlib import Path
 
-from envoy_runner import ROOT, Envoy
+from secure_headers_harness.envoy import Envoy
+from secure_headers_harness.paths import ALLOC_COUNT_WASM as COUNTING_MODULE
 from test_policy import DEMO_POLICY
 
 BUDGET = json.loads((Path(__file__).with_name("allocation_budget.json")).read_text())["allocations_per_response"]
-COUNTING_MODULE = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"
 # The kinds of response Immich sends: SPA HTML, media, JSON, favicon (repaired), a redirect, a 404.
 PATHS = ["/", "/api/assets/a/thumbnail?size=2048", "/api/server/ping", "/favicon.ico", "/redirect", "/nope",
          "/_app/immutable/app.js", "/.well-known/immich"]

@@ -8,11 +8,11 @@ import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import zap_rules
-from traefik_runner import CLI
+from secure_headers_harness.paths import CLI, ROOT, TRAEFIK_DYNAMIC
+from secure_headers_harness.processes import free_port
 
 IMMICH = '{"presets": ["immich"]}'
 # What the immich preset documents it leaves (README, "Presets"): 'unsafe-inline' without inline_script_hashes,
@@ -136,7 +136,7 @@ def test_validate_prints_the_envoy_line_and_fails(tmp_path):
     assert run.returncode == 1
     assert run.stdout.startswith("secure-headers: invalid policy at hsst: unknown field `hsst`")
     assert len(run.stdout.splitlines()) == 1
-    good = cli("validate", str(Path(__file__).resolve().parents[2] / "traefik-test" / "dynamic.yml"))
+    good = cli("validate", str(TRAEFIK_DYNAMIC))
     assert good.returncode == 0, good.stdout + good.stderr
     # The YAML-keys form, read as the plugin reads Traefik's options (strings for numbers).
     keys = tmp_path / "dynamic.yml"
@@ -187,12 +187,6 @@ def not_http():
     listener.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("case", ["no such file", "invalid URL", "connection refused", "64 KiB header",
                                   "redirect loop", "not HTTP"])
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirect_loop, not_http):
@@ -217,7 +211,6 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirec
 def test_demo_names_a_taken_port_in_one_line():
     """Another process on a demo port (here the upstream's, unless someone already holds it): one line, no
     traceback, and no talking to the other process."""
-    root = Path(__file__).resolve().parents[2]
     holder = socket.socket()
     try:
         holder.bind(("127.0.0.1", 3001))
@@ -225,7 +218,7 @@ def test_demo_names_a_taken_port_in_one_line():
     except OSError:
         pass  # already held by another process, which is the case under test as well
     try:
-        run = subprocess.run([str(root / ".venv" / "bin" / "python"), str(root / "envoy-test" / "demo.py")],
+        run = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "secure_headers_harness.demo"],
                              capture_output=True, text=True, timeout=60)
     finally:
         holder.close()

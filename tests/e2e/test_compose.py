@@ -2,12 +2,10 @@
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
+from secure_headers_harness.paths import ROOT
 
 
 @pytest.mark.parametrize("folder, service, image, module", [

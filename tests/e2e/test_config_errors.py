@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import subprocess
 
 import pytest
-from envoy_runner import Envoy, wasm_log_lines
-from http_client import request
-from traefik_runner import CLI, Traefik
+from secure_headers_harness.envoy import Envoy, wasm_log_lines
+from secure_headers_harness.http_client import request
+from secure_headers_harness.paths import BAD_POLICY_TABLE, CLI
+from secure_headers_harness.traefik import Traefik
 
-TABLE = json.loads((Path(__file__).resolve().parents[1] / "bad_policies.json").read_text())
+TABLE = json.loads(BAD_POLICY_TABLE.read_text())
 IDS = [f"{i}:{c['path'] or 'document'}" for i, c in enumerate(TABLE)]
 
 

@@ -13,10 +13,8 @@ import sys
 from pathlib import Path
 
 from conftest import DOCUMENT
-from envoy_runner import CERTS
+from secure_headers_harness.paths import CERTS, DRHEADER_RULES as RULES
 from test_policy import DEMO_POLICY
-
-RULES = Path(__file__).resolve().parents[2] / "envoy-test" / "drheader-rules.yml"
 
 
 def scan(url: str, headers: dict[str, str] | None = None) -> list[dict]:

@@ -9,17 +9,17 @@ import shutil
 
 import pytest
 from conftest import DOCUMENT
-from envoy_runner import ROOT, Envoy
+from secure_headers_harness.envoy import Envoy
+from secure_headers_harness.paths import (ENVOY_YAML, HTTP_WASM_DIR as PLUGIN_DIR,
+                                          TRAP_HTTP_WASM as TRAEFIK_TRAP_MODULE, TRAP_PROXY_WASM as ENVOY_TRAP_MODULE)
+from secure_headers_harness.traefik import Traefik
 from test_policy import DEMO_POLICY
-from traefik_runner import PLUGIN_DIR, Traefik
 
 TRAP = {"X-Secure-Headers-Trap": "1", **DOCUMENT}
-ENVOY_TRAP_MODULE = ROOT / "dist" / "trap-proxy-wasm" / "secure_headers.wasm"
-TRAEFIK_TRAP_MODULE = ROOT / "dist" / "trap-http-wasm" / "secure_headers.wasm"
 
 
 def proxy_get(server, path: str, headers: dict[str, str]):
-    from http_client import request
+    from secure_headers_harness.http_client import request
 
     return request(server.ports["http"], path, headers=headers)
 
@@ -44,7 +44,7 @@ def test_envoy_failure_policy_decides_what_a_trap_costs(upstream, failure_policy
 def test_the_shipped_envoy_configuration_fails_open():
     import yaml
 
-    config = yaml.safe_load((ROOT / "envoy-test" / "envoy.yaml").read_text())
+    config = yaml.safe_load(ENVOY_YAML.read_text())
     wasm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     plugin = next(f for f in wasm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
     assert plugin["typed_config"]["config"]["failure_policy"] == "FAIL_OPEN"

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 from chromium import Chromium
+from secure_headers_harness.paths import ROOT
 from test_reports_and_observe import counter_moved
 
-ROOT = Path(__file__).resolve().parents[2]
 HOSTS_RULE = {"name": "immich", "match": {"hosts": ["immich.test", "*.immich.test"]}}
 
 
@@ -73,7 +72,7 @@ def test_an_immich_like_page_loads_under_the_enforced_immich_preset_with_no_viol
     connect = preset["content_security_policy"]["directives"]["connect-src"] + [tiles]
     proxy, chromium = browse(policy(presets=["immich"], content_security_policy={
         "report_only": False, "directives": {"connect-src": connect}}))
-    from browser_pages import STEPS
+    from secure_headers_harness.browser_pages import STEPS
 
     page = chromium.open(f"http://immich.test/browser/immich?tiles={tiles}",
                          wait_for=f"{json.dumps(STEPS)}.every(step => window.results[step] !== undefined)")

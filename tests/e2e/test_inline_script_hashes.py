@@ -12,7 +12,7 @@ import time
 import pytest
 from chromium import Chromium
 from conftest import DOCUMENT
-from http_client import request
+from secure_headers_harness.http_client import request
 from test_reports_and_observe import counter_moved
 
 POLICY = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],

@@ -12,14 +12,14 @@ import hashlib
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from chromium import Chromium
 from conftest import DOCUMENT
+from secure_headers_harness.paths import INLINE_SCRIPT_TABLE
 from test_reports_and_observe import counter_moved
 
-TABLE = json.loads((Path(__file__).resolve().parents[1] / "inline_scripts.json").read_text())
+TABLE = json.loads(INLINE_SCRIPT_TABLE.read_text())
 POLICY = json.dumps({"rules": [{"name": "table", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
                                 "inline_script_hashes": {"max_scripts": 64}}]})
 STATIC = "script-src 'self' 'unsafe-inline'"

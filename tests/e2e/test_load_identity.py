@@ -4,9 +4,9 @@ can tell from the log exactly which release runs which policy (the same text giv
 import hashlib
 import re
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from secure_headers_harness.paths import ROOT
+
 VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
 POLICY = '{"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"]}]}'
 

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from envoy_runner import WASM
+from secure_headers_harness.paths import PROXY_WASM as WASM
 
 BUDGET = json.loads(Path(__file__).with_name("module_size_budget.json").read_text())["proxy_wasm_bytes"]
 

@@ -11,9 +11,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from http_client import request
+from secure_headers_harness.http_client import request
 from readme_examples import example, middleware_options
-from traefik_runner import Traefik
+from secure_headers_harness.traefik import Traefik
 
 ADDITIONAL_MIDDLEWARES = ["secure-headers@file", "secure-headers-streamed@file"]
 LEGACY_CSP = "frame-ancestors https://sso.example.com; default-src 'self' 'unsafe-inline'"

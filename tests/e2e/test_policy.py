@@ -8,15 +8,13 @@ import base64
 import json
 import os
 import socket
-from pathlib import Path
 
-import envoy_runner
 import pytest
-import traefik_runner
 from conftest import DOCUMENT
-from http_client import request
+from secure_headers_harness import envoy as envoy_host, traefik as traefik_host
+from secure_headers_harness.http_client import request
+from secure_headers_harness.paths import DEMO_POLICY as POLICY_FILE
 
-POLICY_FILE = Path(__file__).resolve().parents[2] / "policies" / "immich.json"
 DEMO_POLICY = POLICY_FILE.read_text()
 BUNDLES = ["bundle-a", "bundle-b", "bundle-c", "bundle-d", "bundle-e"]
 
@@ -40,8 +38,8 @@ def demo(proxy_for, host):
 
 def test_both_hosts_ship_the_same_policy_file():
     policy = json.loads(DEMO_POLICY)
-    assert json.loads(envoy_runner.committed_policy()) == policy
-    assert json.loads(traefik_runner.committed_policy()) == policy
+    assert json.loads(envoy_host.committed_policy()) == policy
+    assert json.loads(traefik_host.committed_policy()) == policy
 
 
 @pytest.mark.parametrize("count", range(1, len(BUNDLES) + 1))
@@ -250,8 +248,8 @@ def test_empty_and_large_upstream_values_pass(demo, value):
 
 def test_two_plugins_in_one_vm_keep_their_own_policies(upstream, built_modules):
     """Envoy runs plugins with the same vm_config in one VM; each listener must keep its own policy."""
-    with envoy_runner.Envoy('{"presets": ["bundle-a"]}', upstream.port,
-                            https_policy='{"presets": ["bundle-d"], "remove": []}') as envoy:
+    with envoy_host.Envoy('{"presets": ["bundle-a"]}', upstream.port,
+                          https_policy='{"presets": ["bundle-d"], "remove": []}') as envoy:
         plain = request(envoy.ports["http"], "/")
         secure = request(envoy.ports["https"], "/", https=True)
     assert plain.one("x-frame-options") == "SAMEORIGIN" and plain.one("cross-origin-resource-policy") is None

@@ -27,11 +27,8 @@ import pytest
 import yaml
 
 from conftest import ENVOY_MODULE, PLUGIN_DIR, Envoy
-from envoy_runner import free_port, work_dir
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "release"))
-import make_release  # noqa: E402
+from secure_headers_harness.paths import ROOT, work_dir
+from secure_headers_harness.processes import free_port, terminate
 
 VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
 RELEASE = ROOT / "dist" / "release" / f"secure-headers-{VERSION}"
@@ -46,6 +43,13 @@ def release() -> dict:
     if not (RELEASE / "release.json").exists():
         pytest.fail(f"{RELEASE} is missing: run `make dist` (make e2e does it)")
     return json.loads((RELEASE / "release.json").read_text())
+
+
+def make_release(dist: Path) -> Path:
+    """release/make_release.py run over `dist` as `make dist` runs it; the release folder it writes."""
+    subprocess.run([sys.executable, str(ROOT / "release" / "make_release.py"), "--dist", str(dist)], check=True,
+                   capture_output=True)
+    return dist / "release" / f"secure-headers-{VERSION}"
 
 
 def sha256_file(path: Path) -> str:
@@ -79,7 +83,7 @@ def test_same_modules_give_the_same_digests(release):
         dist = work_dir(f"dist-{run}")
         shutil.copytree(ROOT / "dist" / "proxy-wasm", dist / "proxy-wasm")
         shutil.copytree(ROOT / "dist" / "http-wasm", dist / "http-wasm")
-        made = make_release.make_release(dist)
+        made = make_release(dist)
         digests.append((made / "SHA256SUMS").read_text())
         assert json.loads((made / "release.json").read_text()) == release
     assert digests[0] == digests[1] == (RELEASE / "SHA256SUMS").read_text()
@@ -157,9 +161,7 @@ class Registry:
             return r.headers["Content-Type"], r.headers["Docker-Content-Digest"], r.read()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        terminate(self.process)
         self.log.close()
 
 

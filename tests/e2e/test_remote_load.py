@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 from conftest import DOCUMENT, ENVOY_MODULE, Envoy, request
-from envoy_runner import RemoteModule, committed_policy, free_port
+from secure_headers_harness.envoy import RemoteModule, committed_policy
+from secure_headers_harness.paths import ROOT
+from secure_headers_harness.processes import free_port
 
 VERSION_LINE = re.compile(r"secure-headers: policy loaded \(1 rule\(s\), [\d.]+ ms\), version [\d.]+, policy sha256:")
 
@@ -118,7 +120,7 @@ def test_nack_on_code_cache_miss_refuses_even_the_right_module_at_bootstrap(modu
 
 def test_readme_remote_example_has_the_tested_shape():
     """The README's code.remote example sets the same fields, nested the same way, as the tests above."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "  remote:\n" in b]
     assert len(blocks) == 1
     shown = blocks[0]["vm_config"]["code"]["remote"]
@@ -131,5 +133,5 @@ def test_readme_remote_example_has_the_tested_shape():
 
     assert shape(shown) == shape(tested)
     assert re.fullmatch(r"[0-9a-f]{64}", shown["sha256"])
-    version = tomllib.loads((Path(__file__).resolve().parents[2] / "Cargo.toml").read_text())["package"]["version"]
+    version = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
     assert shown["http_uri"]["uri"].endswith(f"/secure-headers-{version}/proxy-wasm/secure_headers.wasm")

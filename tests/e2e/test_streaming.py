@@ -10,22 +10,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from conftest import DOCUMENT
+from secure_headers_harness.processes import rss_kib
 from test_policy import DEMO_POLICY
 
 SIZE = 200 * 1024 * 1024
 HELD_SIZE = 64 * 1024 * 1024
 MAX_RSS_GROWTH_KIB = 50 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 @dataclass

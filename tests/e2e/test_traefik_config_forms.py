@@ -9,10 +9,10 @@ import json
 import re
 
 import pytest
-from http_client import request
 from readme_examples import example, middleware_options
-from traefik_runner import (COMPANION, RedisKV, Traefik, committed_dynamic, committed_policy,
-                            companion_middleware, immich_router_hosts, label_to_kv_key)
+from secure_headers_harness.http_client import request
+from secure_headers_harness.traefik import (COMPANION, RedisKV, Traefik, committed_dynamic, committed_policy,
+                                           companion_middleware, immich_router_hosts, label_to_kv_key)
 
 HOST = "photos.example.com"
 MIDDLEWARE_LABEL = "traefik.http.middlewares."

@@ -6,7 +6,7 @@ https and http. No finding may remain on either host, and both hosts' final head
 from __future__ import annotations
 
 import pytest
-from http_client import request
+from secure_headers_harness.http_client import request
 from test_policy import DEMO_POLICY
 from zap_rules import scan
 

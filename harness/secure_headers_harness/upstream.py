@@ -1,4 +1,5 @@
-"""An upstream that answers like Immich's server does, for the header tests (Python standard library only).
+"""An upstream that answers like Immich's server does, for the header tests (Python standard library only), and
+Upstream, which runs it as a child process on a free loopback port.
 
 It sends what Immich sends (X-Powered-By: Express, no-store SPA HTML, immutable assets, media with Range/206,
 strong ETags and private caching, a favicon without Content-Type, the mobile discovery JSON, a Socket.IO
@@ -16,11 +17,17 @@ import hashlib
 import json
 import re
 import struct
+import subprocess
 import sys
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import browser_pages
+try:
+    from . import browser_pages
+    from .processes import free_port, require_free, terminate
+except ImportError:  # a lone script: the compose files mount it beside browser_pages.py into a Python image
+    import browser_pages
 
 HELMET = [
     ("Content-Security-Policy",
@@ -292,6 +299,36 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     else:
         head = bytes([0x80 | opcode, 127]) + struct.pack("!Q", length)
     return head + payload
+
+
+@dataclass
+class Upstream:
+    """This server as a child process on a free loopback port."""
+
+    port: int = field(default_factory=lambda: free_port())
+    helmet: bool = False
+    process: subprocess.Popen | None = None
+
+    def start(self) -> "Upstream":
+        require_free(self.port)
+        args = [sys.executable, "-m", __spec__.name, "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.helmet:
+            args.append("--helmet")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if "listening" not in line:
+            self.stop()
+            raise RuntimeError(f"upstream did not start: {line!r}")
+        return self
+
+    def stop(self) -> None:
+        terminate(self.process)
+
+    def __enter__(self) -> "Upstream":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def main() -> int:

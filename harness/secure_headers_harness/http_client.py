@@ -6,7 +6,7 @@ import http.client
 import ssl
 from dataclasses import dataclass
 
-from envoy_runner import CERTS
+from .paths import CERTS
 
 
 @dataclass

@@ -7,7 +7,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-from pathlib import Path
+
+try:
+    from .paths import INLINE_SCRIPT_TABLE
+except ImportError:  # a lone script (see upstream.py): outside the repository, without the table's pages
+    INLINE_SCRIPT_TABLE = None
 
 # A 1x1 PNG and a 0.1 s silent 8 kHz WAV: the smallest real image and audio a browser decodes.
 PNG = base64.b64encode(base64.b64decode(
@@ -89,7 +93,7 @@ MANY_SCRIPTS = """<!doctype html><title>many</title>
 
 # The inline-script table (tests/inline_scripts.json): each document as its bytes, for the browser table test.
 SCRIPT_TABLE = {case["name"]: case["html"].encode("latin-1") for case in
-                json.loads((Path(__file__).resolve().parents[1] / "tests" / "inline_scripts.json").read_text())}
+                json.loads(INLINE_SCRIPT_TABLE.read_text())} if INLINE_SCRIPT_TABLE else {}
 # A document whose encoding only a <meta> declares (served without a charset): ?label= picks the label.
 META_CHARSET = "<!doctype html><meta charset=%s><title>meta</title><script>ran('meta')</script>"
 

@@ -10,15 +10,14 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from envoy_runner import DOCKER_PORTS, Envoy, Upstream
-from http_client import request
+from .envoy import DOCKER_PORTS, Envoy
+from .http_client import request
+from .paths import CERTS, CLI, DEMO_POLICY, ROOT
+from .traefik import Traefik
+from .upstream import Upstream
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traefik-test"))
-from traefik_runner import Traefik  # noqa: E402
-
-POLICY = (Path(__file__).resolve().parents[1] / "policies" / "immich.json").read_text()
+POLICY = DEMO_POLICY.read_text()
 # The SPA page is requested as a browser navigation (Traefik holds only those for the full policy).
 NAVIGATION = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
 
@@ -42,10 +41,6 @@ def show(title: str, host: str, before, after) -> None:
         print(f"{mark}{name}: {new if new is not None else old}")
 
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = ROOT / "target" / "cli" / "debug" / "secure-headers"
-
-
 def taken_port(ports: dict[str, int]) -> str | None:
     """The first port some other process holds, named, so the demo never talks to someone else's proxy."""
     for name, port in ports.items():
@@ -60,10 +55,9 @@ def taken_port(ports: dict[str, int]) -> str | None:
 def check_the_demo(https_port: int) -> None:
     """What an operator runs after each rollout step (README, "Rolling out"): `secure-headers check`."""
     urls = [f"https://localhost:{https_port}{path}" for path in ("/auth/login", "/favicon.ico")]
-    args = [str(CLI), "check", *urls, "--ca", str(ROOT / "envoy-test" / "certs" / "ca.crt"),
-            "--policy", str(ROOT / "policies" / "immich.json")]
-    print(f"\n$ secure-headers check {' '.join(urls)} --ca envoy-test/certs/ca.crt --policy policies/immich.json",
-          flush=True)
+    args = [str(CLI), "check", *urls, "--ca", str(CERTS / "ca.crt"), "--policy", str(DEMO_POLICY)]
+    print(f"\n$ secure-headers check {' '.join(urls)} --ca {(CERTS / 'ca.crt').relative_to(ROOT)} "
+          f"--policy {DEMO_POLICY.relative_to(ROOT)}", flush=True)
     subprocess.run(args, check=False)
 
 
@@ -92,7 +86,7 @@ def main() -> int:
                 after = request(proxy.ports["https"], path, https=True, host="localhost", headers=headers)
                 show(f"{title} {path} (https)", host, before, after)
             print(f"\n{host} serves http://localhost:{ports['http']} and https://localhost:{ports['https']} "
-                  f"(test CA: envoy-test/certs/ca.crt)")
+                  f"(test CA: {(CERTS / 'ca.crt').relative_to(ROOT)})")
             check_the_demo(ports["https"])
             if sys.stdin.isatty():
                 print("Ctrl-C stops the demo.")

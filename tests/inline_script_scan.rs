@@ -1,4 +1,4 @@
-//! The inline-script scan against the table of tricky documents (tests/inline_scripts.json, whose `runs` are
+//! The inline-script scan against the table of tricky documents (tests/inline_script_table.json, whose `runs` are
 //! what Chromium runs: tests/e2e/test_inline_script_table.py checks them), the script cap, and EOF safety.
 
 #[path = "support/script_table.rs"]

@@ -91,7 +91,7 @@ MANY_SCRIPTS = """<!doctype html><title>many</title>
 <script>window.results = {one: true};</script><script>window.results.two = true;</script>
 <script>window.results.three = true;</script>"""
 
-# The inline-script table (tests/inline_scripts.json): each document as its bytes, for the browser table test.
+# The inline-script table (tests/inline_script_table.json): each document as its bytes, for the browser table test.
 SCRIPT_TABLE = {case["name"]: case["html"].encode("latin-1") for case in
                 json.loads(INLINE_SCRIPT_TABLE.read_text())} if INLINE_SCRIPT_TABLE else {}
 # A document whose encoding only a <meta> declares (served without a charset): ?label= picks the label.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 
 
@@ -22,6 +23,8 @@ def _repository_root() -> Path:
 
 
 ROOT = _repository_root()
+# The version every build carries: the workspace's (Cargo.toml, [workspace.package]).
+VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
 # Host configuration, written for Docker; the harness rewrites addresses, ports and file paths.
 ENVOY_TEST = ROOT / "envoy-test"
@@ -32,12 +35,13 @@ TRAEFIK_TEST = ROOT / "traefik-test"
 TRAEFIK_STATIC = TRAEFIK_TEST / "traefik.yml"
 TRAEFIK_DYNAMIC = TRAEFIK_TEST / "dynamic.yml"
 DEMO_POLICY = ROOT / "policies" / "immich.json"
+PRESETS = ROOT / "src" / "config" / "presets"  # the built-in presets, as the engine embeds them
 # Tables the Rust tests share: inline-script documents (the upstream serves each under /browser/table/), bad policies.
-INLINE_SCRIPT_TABLE = ROOT / "tests" / "inline_scripts.json"
+INLINE_SCRIPT_TABLE = ROOT / "tests" / "inline_script_table.json"
 BAD_POLICY_TABLE = ROOT / "tests" / "bad_policies.json"
 
 # What the Makefile builds.
-CLI = ROOT / "target" / "cli" / "debug" / "secure-headers"
+CLI = ROOT / "target" / "debug" / "secure-headers"  # `make cli`: the workspace's native build
 PROXY_WASM = ROOT / "dist" / "proxy-wasm" / "secure_headers.wasm"  # the Envoy module
 HTTP_WASM_DIR = ROOT / "dist" / "http-wasm"  # the Traefik plugin folder (secure_headers.wasm, .traefik.yml)
 ALLOC_COUNT_WASM = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"  # the Envoy module counting its heap

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from chromium import Chromium
-from secure_headers_harness.paths import ROOT
+from secure_headers_harness import paths
 from test_reports_and_observe import counter_moved
 
 HOSTS_RULE = {"name": "immich", "match": {"hosts": ["immich.test", "*.immich.test"]}}
@@ -68,7 +68,7 @@ def test_a_report_only_violation_reaches_the_collector_and_the_page_still_works(
 
 def test_an_immich_like_page_loads_under_the_enforced_immich_preset_with_no_violation(browse, upstream):
     tiles = f"http://127.0.0.1:{upstream.port}"
-    preset = json.loads((ROOT / "src" / "presets" / "immich.json").read_text())
+    preset = json.loads((paths.PRESETS / "immich.json").read_text())
     connect = preset["content_security_policy"]["directives"]["connect-src"] + [tiles]
     proxy, chromium = browse(policy(presets=["immich"], content_security_policy={
         "report_only": False, "directives": {"connect-src": connect}}))

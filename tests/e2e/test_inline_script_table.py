@@ -1,4 +1,4 @@
-"""Browser truth for the inline-script scan: headless Chromium loads every document of tests/inline_scripts.json
+"""Browser truth for the inline-script scan: headless Chromium loads every document of tests/inline_script_table.json
 through each proxy. Each document's scripts call `ran(name)` (defined by the browser's init script, so the
 documents need no script of their own). A document the filter hashes gets a CSP whose script-src lists only the
 filter's hashes: every script the table says runs must run and raise no violation, and nothing else may run. A

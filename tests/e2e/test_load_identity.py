@@ -3,11 +3,10 @@ can tell from the log exactly which release runs which policy (the same text giv
 
 import hashlib
 import re
-import tomllib
 
-from secure_headers_harness.paths import ROOT
+from secure_headers_harness import paths
 
-VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+VERSION = paths.VERSION
 POLICY = '{"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"]}]}'
 
 

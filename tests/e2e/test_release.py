@@ -19,18 +19,18 @@ import subprocess
 import sys
 import tarfile
 import time
-import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from secure_headers_harness import paths
 from conftest import ENVOY_MODULE, PLUGIN_DIR, Envoy
 from secure_headers_harness.paths import ROOT, work_dir
 from secure_headers_harness.processes import free_port, terminate
 
-VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+VERSION = paths.VERSION
 RELEASE = ROOT / "dist" / "release" / f"secure-headers-{VERSION}"
 WASM_LAYER = "application/vnd.module.wasm.content.layer.v1+wasm"
 WASM_CONFIG = "application/vnd.module.wasm.config.v1+json"

@@ -16,13 +16,13 @@ import hashlib
 import http.server
 import re
 import threading
-import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from secure_headers_harness import paths
 from conftest import DOCUMENT, ENVOY_MODULE, Envoy, request
 from secure_headers_harness.envoy import RemoteModule, committed_policy
 from secure_headers_harness.paths import ROOT
@@ -133,5 +133,5 @@ def test_readme_remote_example_has_the_tested_shape():
 
     assert shape(shown) == shape(tested)
     assert re.fullmatch(r"[0-9a-f]{64}", shown["sha256"])
-    version = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+    version = paths.VERSION
     assert shown["http_uri"]["uri"].endswith(f"/secure-headers-{version}/proxy-wasm/secure_headers.wasm")

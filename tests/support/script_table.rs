@@ -1,4 +1,4 @@
-//! tests/inline_scripts.json: tricky documents, each with the script texts a browser runs in it (in order, as
+//! tests/inline_script_table.json: tricky documents, each with the script texts a browser runs in it (in order, as
 //! the browser hashes them) and, where the scan refuses the document, the fallback it reports. The same table
 //! is served to headless Chromium by tests/e2e/test_inline_script_table.py, which checks the `runs` claims.
 #![allow(dead_code)] // each test crate uses its own subset
@@ -40,7 +40,7 @@ impl Case {
 }
 
 pub fn cases() -> Vec<Case> {
-    let table: Vec<Value> = serde_json::from_str(include_str!("../inline_scripts.json")).unwrap();
+    let table: Vec<Value> = serde_json::from_str(include_str!("../inline_script_table.json")).unwrap();
     table
         .iter()
         .map(|case| Case {

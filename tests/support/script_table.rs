@@ -40,7 +40,8 @@ impl Case {
 }
 
 pub fn cases() -> Vec<Case> {
-    let table: Vec<Value> = serde_json::from_str(include_str!("../inline_script_table.json")).unwrap();
+    let table: Vec<Value> =
+        serde_json::from_str(include_str!("../inline_script_table.json")).unwrap();
     table
         .iter()
         .map(|case| Case {

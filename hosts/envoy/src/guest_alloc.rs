@@ -37,8 +37,37 @@ impl<const N: usize> Memory<N> {
     }
 }
 
-static SCRATCH: Memory<{ SLOTS * SLOT_BYTES }> = Memory(UnsafeCell::new([0; SLOTS * SLOT_BYTES]));
-static ARMED_SLOT: AtomicUsize = AtomicUsize::new(NOT_ARMED);
+/// The header-read slots and which one the next allocation takes.
+struct Scratch {
+    memory: Memory<{ SLOTS * SLOT_BYTES }>,
+    armed: AtomicUsize,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            memory: Memory(UnsafeCell::new([0; SLOTS * SLOT_BYTES])),
+            armed: AtomicUsize::new(NOT_ARMED),
+        }
+    }
+}
+
+/// The VM's one set of slots.
+#[cfg(not(test))]
+fn scratch() -> &'static Scratch {
+    static SCRATCH: Scratch = Scratch::new();
+    &SCRATCH
+}
+
+/// Native tests run in parallel threads, each standing for one single-threaded VM, so each gets its own slots
+/// (the allocator is not the global one under `cfg(test)`, so a thread-local is safe here).
+#[cfg(test)]
+fn scratch() -> &'static Scratch {
+    thread_local! {
+        static SCRATCH: &'static Scratch = Box::leak(Box::new(Scratch::new()));
+    }
+    SCRATCH.with(|scratch| *scratch)
+}
 
 static STREAMS: Memory<{ STREAM_BLOCKS * STREAM_BLOCK_BYTES }> =
     Memory(UnsafeCell::new([0; STREAM_BLOCKS * STREAM_BLOCK_BYTES]));
@@ -54,7 +83,7 @@ pub struct GuestAllocator;
 
 impl GuestAllocator {
     fn take_slot(&self, layout: Layout) -> Option<*mut u8> {
-        let armed = ARMED_SLOT.swap(NOT_ARMED, Ordering::Relaxed);
+        let armed = scratch().armed.swap(NOT_ARMED, Ordering::Relaxed);
         (armed < SLOTS && layout.size() <= SLOT_BYTES && layout.align() <= 16)
             .then(|| slot_ptr(armed).cast_mut())
     }
@@ -102,7 +131,7 @@ unsafe impl GlobalAlloc for GuestAllocator {
             // SAFETY: a block of STREAMS handed out by take_stream_block; its first word links it in.
             unsafe { *(ptr as *mut usize) = FREE_LIST.load(Ordering::Relaxed) };
             FREE_LIST.store(ptr as usize, Ordering::Relaxed);
-        } else if !SCRATCH.contains(ptr) {
+        } else if !scratch().memory.contains(ptr) {
             // SAFETY: neither a slot nor a block, so it came from System.alloc.
             unsafe { System.dealloc(ptr, layout) }
         }
@@ -111,10 +140,10 @@ unsafe impl GlobalAlloc for GuestAllocator {
 
 /// Runs `read` (one host call that may ask the guest for one buffer) with `slot` armed for that buffer.
 pub fn with_slot<T>(slot: usize, read: impl FnOnce() -> T) -> T {
-    ARMED_SLOT.store(slot, Ordering::Relaxed);
+    scratch().armed.store(slot, Ordering::Relaxed);
     let result = read();
     // The host asks for no buffer when the value is absent: disarm so no later allocation gets the slot.
-    ARMED_SLOT.store(NOT_ARMED, Ordering::Relaxed);
+    scratch().armed.store(NOT_ARMED, Ordering::Relaxed);
     result
 }
 
@@ -128,12 +157,12 @@ pub fn with_stream_block<T>(make: impl FnOnce() -> T) -> T {
 
 /// Start of a scratch slot (callers pass slot < SLOTS).
 pub fn slot_ptr(slot: usize) -> *const u8 {
-    (SCRATCH.base() + slot.min(SLOTS - 1) * SLOT_BYTES) as *const u8
+    (scratch().memory.base() + slot.min(SLOTS - 1) * SLOT_BYTES) as *const u8
 }
 
 /// Whether `ptr` is scratch memory (borrowed until the slot's next read) rather than a heap buffer to free.
 pub fn is_scratch(ptr: *mut u8) -> bool {
-    SCRATCH.contains(ptr)
+    scratch().memory.contains(ptr)
 }
 
 /// System-heap allocations since the module started.

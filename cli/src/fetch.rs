@@ -15,6 +15,7 @@ const MAX_PAGE_BYTES: u64 = 4 << 20;
 
 pub struct Client {
     agent: ureq::Agent,
+    timeout_seconds: u64,
 }
 
 pub struct Fetched {
@@ -48,6 +49,7 @@ impl Client {
             .build();
         Ok(Client {
             agent: config.into(),
+            timeout_seconds,
         })
     }
 
@@ -67,7 +69,7 @@ impl Client {
             for (name, value) in &request.headers {
                 call = call.header(name, value);
             }
-            let mut answer = call.call().map_err(|e| describe(url, &e))?;
+            let mut answer = call.call().map_err(|e| self.describe(url, &e))?;
             let response = Response {
                 status: answer.status().as_u16(),
                 headers: answer
@@ -106,23 +108,43 @@ impl Client {
             });
         }
     }
+
+    /// One line for a failed fetch, naming the way out where there is one.
+    fn describe(&self, url: &str, error: &ureq::Error) -> String {
+        let what = match error {
+            ureq::Error::Timeout(_) => format!("no answer within {} s (--timeout)", self.timeout_seconds),
+            ureq::Error::HostNotFound => "no such host".to_string(),
+            ureq::Error::ConnectionFailed => "connection refused or unreachable".to_string(),
+            ureq::Error::LargeResponseHeader(_, limit) => {
+                format!("response headers larger than {limit} bytes")
+            }
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_string()
+            }
+            ureq::Error::Protocol(_) => "the answer is not HTTP".to_string(),
+            other => match untrusted_certificate(other) {
+                Some(reason) => format!(
+                    "certificate not trusted ({reason:?}); --ca FILE trusts a private CA, --insecure skips the check"
+                ),
+                None => other.to_string(),
+            },
+        };
+        format!("{url}: {}", what.replace('\n', " "))
+    }
 }
 
-fn describe(url: &str, error: &ureq::Error) -> String {
-    let what = match error {
-        ureq::Error::Timeout(_) => "timed out".to_string(),
-        ureq::Error::HostNotFound => "no such host".to_string(),
-        ureq::Error::ConnectionFailed => "connection refused or unreachable".to_string(),
-        ureq::Error::LargeResponseHeader(_, limit) => {
-            format!("response headers larger than {limit} bytes")
-        }
-        ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "connection refused".to_string()
-        }
-        ureq::Error::Protocol(_) => "the answer is not HTTP".to_string(),
-        other => other.to_string(),
+/// Why the server's certificate was refused, if that is the failure: rustls reports it directly or, from inside
+/// the TLS stream, wrapped in an I/O error.
+fn untrusted_certificate(error: &ureq::Error) -> Option<&rustls::CertificateError> {
+    let tls = match error {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref()),
+        _ => None,
     };
-    format!("{url}: {}", what.replace('\n', " "))
+    match tls {
+        Some(rustls::Error::InvalidCertificate(reason)) => Some(reason),
+        _ => None,
+    }
 }
 
 /// `reference` (absolute, origin-relative or path-relative) against `base`; None for other schemes.

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import zap_rules
-from secure_headers_harness.paths import CLI, ROOT, TRAEFIK_DYNAMIC
+from secure_headers_harness.paths import CERTS, CLI, ROOT, TRAEFIK_DYNAMIC
 from secure_headers_harness.processes import free_port
 
 IMMICH = '{"presets": ["immich"]}'
@@ -91,6 +91,25 @@ def test_a_missing_middleware_is_a_policy_difference(upstream, policy_file):
     assert run.returncode == 1, "a high finding fails the default --fail-on high"
     assert "policy x-content-type-options: the policy gives [\"nosniff\"], arrived []" in run.stdout
     assert run.stdout.splitlines()[-1].startswith("summary: 2 response(s), 0 error(s); findings: ")
+
+
+def test_check_policy_names_what_traefik_cannot_give_a_streamed_response(proxy_for, host, policy_file):
+    """/api/ is under the immich preset's streaming_paths: Traefik streams it, and a streamed response never gets
+    what the policy decides from the response (README, "What streams, what is held"). `check --policy` names each
+    such header there; through Envoy, which decides on every response, nothing differs."""
+    proxy = proxy_for(host, IMMICH)
+    run = cli("check", f"http://127.0.0.1:{proxy.server.ports['http']}/api/server/ping", "--policy",
+              policy_file(IMMICH), "--json")
+    reports = json.loads(run.stdout)["reports"]
+    assert [r["status"] for r in reports] == [200, 200], run.stdout + run.stderr
+    for report in reports:
+        differences = {f["detail"].split(":")[0] for f in report["findings"] if f["id"] == "policy"}
+        if proxy.streamed_lacks_response_decisions:
+            # keep_upstream's CSP: written only when the app sends none, which a streamed response cannot know.
+            assert differences == {"content-security-policy"}, (report["style"], report["findings"])
+        else:
+            assert differences == set(), (report["style"], report["findings"])
+    assert run.returncode == (1 if proxy.streamed_lacks_response_decisions else 0), "a policy finding is high"
 
 
 def test_baseline_then_check_against_reports_exactly_the_changed_headers(proxy_for, tmp_path):
@@ -187,9 +206,40 @@ def not_http():
     listener.close()
 
 
+@pytest.fixture(scope="module")
+def silent():
+    """Accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+
+    def hold():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=hold, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def one_error_line(run: subprocess.CompletedProcess) -> str:
+    """The run failed with exactly one line naming the problem, and no traceback or panic."""
+    assert run.returncode != 0, run.stdout + run.stderr
+    output = (run.stdout + run.stderr).strip()
+    assert "Traceback" not in output and "panicked" not in output
+    error_lines = [line for line in output.splitlines() if "secure-headers:" in line]
+    assert len(error_lines) == 1, output
+    return error_lines[0]
+
+
 @pytest.mark.parametrize("case", ["no such file", "invalid URL", "connection refused", "64 KiB header",
-                                  "redirect loop", "not HTTP"])
-def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirect_loop, not_http):
+                                  "redirect loop", "not HTTP", "no answer within --timeout", "--ca not PEM"])
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirect_loop, not_http, silent):
     args, want = {
         "no such file": (["validate", "/no/such/policy.json"], "No such file"),
         "invalid URL": (["check", "not a url"], "not a URL"),
@@ -198,14 +248,30 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(case, upstream, redirec
                           "response headers larger than"),
         "redirect loop": (["check", redirect_loop], "redirect loop"),
         "not HTTP": (["check", not_http], "not HTTP"),
+        "no answer within --timeout": (["check", silent, "--timeout", "1"], "no answer within 1 s (--timeout)"),
+        "--ca not PEM": (["check", f"http://127.0.0.1:{upstream.port}/", "--ca", str(TRAEFIK_DYNAMIC)],
+                         "no PEM certificate in it"),
     }[case]
-    run = cli(*args)
-    assert run.returncode != 0
-    output = (run.stdout + run.stderr).strip()
-    assert "Traceback" not in output and "panicked" not in output
-    error_lines = [line for line in output.splitlines() if "secure-headers:" in line]
-    assert len(error_lines) == 1, output
-    assert want in error_lines[0], output
+    line = one_error_line(cli(*args))
+    assert want in line, line
+
+
+def test_certificates_are_verified_unless_the_operator_says_otherwise(proxy_for, host):
+    """The hosts serve https with the test CA's certificate: refused by default (with the way out named), fetched
+    with --ca (that CA trusted) or --insecure (no check). The https-only header shows the fetch really was https."""
+    url = f"https://localhost:{proxy_for(host, IMMICH).server.ports['https']}/"
+    line = one_error_line(cli("check", url))
+    assert "certificate" in line and "--ca FILE" in line and "--insecure" in line, line
+    for trust in (["--ca", str(CERTS / "ca.crt")], ["--insecure"]):
+        run = cli("check", url, "--json", *trust)
+        assert run.returncode == 0, run.stdout + run.stderr
+        result = json.loads(run.stdout)
+        assert result["summary"].startswith("summary: 2 response(s), 0 error(s)"), (trust, result["summary"])
+        for report in result["reports"]:
+            assert "strict-transport-security" in {name for name, _ in report["present"]}, (trust, report)
+    # A CA that did not sign the host's certificate is no trust at all.
+    other_ca = cli("check", url, "--ca", "/etc/ssl/certs/ca-certificates.crt")
+    assert "certificate" in one_error_line(other_ca)
 
 
 def test_demo_names_a_taken_port_in_one_line():

@@ -91,9 +91,10 @@ MANY_SCRIPTS = """<!doctype html><title>many</title>
 <script>window.results = {one: true};</script><script>window.results.two = true;</script>
 <script>window.results.three = true;</script>"""
 
-# The inline-script table (tests/inline_script_table.json): each document as its bytes, for the browser table test.
-SCRIPT_TABLE = {case["name"]: case["html"].encode("latin-1") for case in
-                json.loads(INLINE_SCRIPT_TABLE.read_text())} if INLINE_SCRIPT_TABLE else {}
+# The inline-script table (tests/inline_script_table.json): each document as its bytes and Content-Type, for the
+# browser table test.
+SCRIPT_TABLE = {case["name"]: (case["html"].encode("latin-1"), case.get("content_type", "text/html; charset=utf-8"))
+                for case in json.loads(INLINE_SCRIPT_TABLE.read_text())} if INLINE_SCRIPT_TABLE else {}
 # A document whose encoding only a <meta> declares (served without a charset): ?label= picks the label.
 META_CHARSET = "<!doctype html><meta charset=%s><title>meta</title><script>ran('meta')</script>"
 
@@ -119,7 +120,8 @@ def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[
         version = "".join(c for c in query.get("v", ["1"])[0] if c.isalnum())[:32]
         return 200, (HASHED % {"version": version}).encode(), "text/html; charset=utf-8", [("ETag", f'"{version}"')]
     if path.startswith("/browser/table/") and path.removeprefix("/browser/table/") in SCRIPT_TABLE:
-        return 200, SCRIPT_TABLE[path.removeprefix("/browser/table/")], "text/html; charset=utf-8", []
+        body, content_type = SCRIPT_TABLE[path.removeprefix("/browser/table/")]
+        return 200, body, content_type, []
     if path == "/browser/meta-charset":
         label = "".join(c for c in query.get("label", ["utf-8"])[0] if c.isalnum() or c == "-")[:32]
         return 200, (META_CHARSET % label).encode(), "text/html", []

@@ -3,7 +3,8 @@ through each proxy. Each document's scripts call `ran(name)` (defined by the bro
 documents need no script of their own). A document the filter hashes gets a CSP whose script-src lists only the
 filter's hashes: every script the table says runs must run and raise no violation, and nothing else may run. A
 document the filter refuses gets the static CSP ('unsafe-inline'): what runs there is Chromium's own parse,
-which must match the table's `runs` too (so the table, and the Rust tests built on it, say what Chromium does)."""
+which must match the table's `runs` too (so the table, and the Rust tests built on it, say what Chromium does).
+Each document is served with its row's Content-Type (UTF-8 HTML unless the row, an encoding case, says otherwise)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def test_chromium_runs_exactly_the_table_scripts_through_the_filters_csp(proxied
     assert not failures, "\n".join(failures)
     counter_moved(proxy, "inline_scripts.fallback.markup")
     counter_moved(proxy, "inline_scripts.fallback.foreign_content")
+    counter_moved(proxy, "inline_scripts.fallback.encoding")
 
 
 def test_an_encoding_only_a_meta_declares(proxied_browser):

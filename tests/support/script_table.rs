@@ -12,6 +12,8 @@ pub struct Case {
     pub name: String,
     /// The class of mistake (1-7), or a topic.
     pub class: String,
+    /// The Content-Type the document is served with (the table's default: UTF-8 HTML).
+    pub content_type: String,
     pub html: Vec<u8>,
     pub runs: Vec<String>,
     /// `markup`, `foreign_content`, ... when the scan refuses the document.
@@ -39,6 +41,9 @@ impl Case {
     }
 }
 
+/// What a row without `content_type` is served with (the encoding rows, class 7, say theirs).
+pub const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
 pub fn cases() -> Vec<Case> {
     let table: Vec<Value> =
         serde_json::from_str(include_str!("../inline_script_table.json")).unwrap();
@@ -47,6 +52,10 @@ pub fn cases() -> Vec<Case> {
         .map(|case| Case {
             name: case["name"].as_str().unwrap().to_string(),
             class: case["class"].as_str().unwrap().to_string(),
+            content_type: case["content_type"]
+                .as_str()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .to_string(),
             // Stored as Latin-1 strings so that any byte survives JSON.
             html: case["html"]
                 .as_str()

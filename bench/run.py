@@ -540,9 +540,13 @@ def main() -> int:
         (workdir / "traefik.json").write_text(json.dumps({**traefik, "summary": summary}, indent=1) + "\n")
         print(f"wrote {workdir / 'traefik.json'}")
         return 0
-    envoy = bench_envoy(args, workdir)
-    traefik = bench_traefik(args, workdir)
+    # The native scan first: it builds and runs in a minute, and a failure there must not come after half an hour
+    # of host measurements. Each host's figures are kept in the work folder as soon as they are measured.
     scan = bench_scan_native()
+    envoy = bench_envoy(args, workdir)
+    (workdir / "envoy.json").write_text(json.dumps(envoy, indent=1) + "\n")
+    traefik = bench_traefik(args, workdir)
+    (workdir / "traefik.json").write_text(json.dumps(traefik, indent=1) + "\n")
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,
                "module_bytes": {"proxy-wasm": OURS.stat().st_size,
                                 "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size},

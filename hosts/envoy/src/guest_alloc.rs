@@ -19,7 +19,8 @@ pub const SLOT_BYTES: usize = 32 * 1024;
 pub const STREAM_BLOCKS: usize = 1024;
 /// Size of one stream block; a context type must fit (checked at compile time by the adapter).
 pub const STREAM_BLOCK_BYTES: usize = 64;
-const NOT_ARMED: usize = usize::MAX;
+/// `Scratch::armed` holds the armed slot plus one, so that "none" is zero.
+const NOT_ARMED: usize = 0;
 
 #[repr(C, align(16))]
 struct Memory<const N: usize>(UnsafeCell<[u8; N]>);
@@ -37,7 +38,8 @@ impl<const N: usize> Memory<N> {
     }
 }
 
-/// The header-read slots and which one the next allocation takes.
+/// The header-read slots and which one the next allocation takes. All zero at start, so its 64 KiB take no
+/// room in the module (zero-initialised memory) rather than a data segment of zeros.
 struct Scratch {
     memory: Memory<{ SLOTS * SLOT_BYTES }>,
     armed: AtomicUsize,
@@ -83,9 +85,12 @@ pub struct GuestAllocator;
 
 impl GuestAllocator {
     fn take_slot(&self, layout: Layout) -> Option<*mut u8> {
-        let armed = scratch().armed.swap(NOT_ARMED, Ordering::Relaxed);
-        (armed < SLOTS && layout.size() <= SLOT_BYTES && layout.align() <= 16)
-            .then(|| slot_ptr(armed).cast_mut())
+        let slot = scratch()
+            .armed
+            .swap(NOT_ARMED, Ordering::Relaxed)
+            .checked_sub(1)?;
+        (slot < SLOTS && layout.size() <= SLOT_BYTES && layout.align() <= 16)
+            .then(|| slot_ptr(slot).cast_mut())
     }
 
     fn take_stream_block(&self, layout: Layout) -> Option<*mut u8> {
@@ -140,7 +145,9 @@ unsafe impl GlobalAlloc for GuestAllocator {
 
 /// Runs `read` (one host call that may ask the guest for one buffer) with `slot` armed for that buffer.
 pub fn with_slot<T>(slot: usize, read: impl FnOnce() -> T) -> T {
-    scratch().armed.store(slot, Ordering::Relaxed);
+    scratch()
+        .armed
+        .store(slot.saturating_add(1), Ordering::Relaxed);
     let result = read();
     // The host asks for no buffer when the value is absent: disarm so no later allocation gets the slot.
     scratch().armed.store(NOT_ARMED, Ordering::Relaxed);

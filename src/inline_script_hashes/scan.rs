@@ -17,7 +17,8 @@
 //! Every byte is looked at a bounded number of times: searches only move forward, the walks down the stack
 //! are capped, and the stack itself is capped at MAX_OPEN entries.
 
-use super::{Attr, StartTag, Unhashable};
+use super::start_tag::{Attr, StartTag};
+use super::Unhashable;
 
 /// Most tracked open elements (templates, SVG/MathML elements, HTML elements inside integration points).
 const MAX_OPEN: usize = 256;

@@ -217,6 +217,24 @@ class StaticEnvoy(EnvoyProcess):
                 "static_resources": {"listeners": self.listeners, "clusters": self.clusters}}
 
 
+def without_headers_stop_iteration(config: dict) -> None:
+    """An edit for Envoy as Istio's WasmPlugin and Envoy Gateway configure it today: the plugin config without
+    allow_on_headers_stop_iteration, so documents are hashed by the filter's own fetch."""
+    for plugin in list(_find_all(config, "config")):
+        if isinstance(plugin, dict):
+            plugin.pop("allow_on_headers_stop_iteration", None)
+
+
+# What the module logs once it knows how it hashes documents (hosts/envoy/src/document_path.rs).
+DOCUMENT_PATH_LINES = {"in-stream": "inline_script_hashes: in-stream (", "fetch": "inline_script_hashes: fetch path ("}
+
+
+def document_path(log: str) -> str | None:
+    """Which way the module hashes documents, once its first held document told it ("in-stream" or "fetch")."""
+    found = [name for name, line in DOCUMENT_PATH_LINES.items() if line in log]
+    return found[0] if len(found) == 1 else None
+
+
 def wasm_log_lines(log: str) -> list[str]:
     """The lines the module itself logged."""
     return [line for line in log.splitlines() if "secure-headers:" in line]

@@ -24,9 +24,7 @@ pub fn apply_response(
     let status = response.status().filter(|s| *s >= 200)?;
     let mut media_buf = [0u8; MEDIA_TYPE_BUF];
     let media = response_media_type(response, &mut media_buf);
-    let (index, rule) = policy.rules.iter().enumerate().find(|(i, rule)| {
-        facts.candidate_rules & (1u128 << i) != 0 && rule.matcher.matches_response(status, media)
-    })?;
+    let (index, rule) = first_match(policy, facts, status, media)?;
     if rule.observe {
         let mut observing = Observing {
             response,
@@ -38,6 +36,30 @@ pub fn apply_response(
         apply_rule(rule, policy, facts, status, media, response);
     }
     Some(index)
+}
+
+/// The first rule whose request conditions held and whose response conditions hold, with its index; None for
+/// a 1xx (101 Switching Protocols for WebSocket among them), which passes untouched.
+pub fn matching_rule<'p>(
+    policy: &'p Policy,
+    facts: &RequestFacts,
+    response: &mut impl ResponseHeaders,
+) -> Option<(usize, &'p Rule)> {
+    let status = response.status().filter(|s| *s >= 200)?;
+    let mut media_buf = [0u8; MEDIA_TYPE_BUF];
+    let media = response_media_type(response, &mut media_buf);
+    first_match(policy, facts, status, media)
+}
+
+fn first_match<'p>(
+    policy: &'p Policy,
+    facts: &RequestFacts,
+    status: u16,
+    media: Option<&[u8]>,
+) -> Option<(usize, &'p Rule)> {
+    policy.rules.iter().enumerate().find(|(i, rule)| {
+        facts.candidate_rules & (1u128 << i) != 0 && rule.matcher.matches_response(status, media)
+    })
 }
 
 /// Applies one rule. Every decision that depends on the upstream's headers (set_if_absent, Cache-Control

@@ -11,7 +11,8 @@ pub mod request_facts;
 
 use crate::config::policy::Policy;
 use crate::host::{RequestView, ResponseHeaders};
-use crate::inline_script_hashes::document;
+use crate::inline_script_hashes::document::{self, DocumentHold};
+use crate::inline_script_hashes::hashed_csp::Fallback;
 use crate::telemetry::Metrics;
 use delivery::Delivery;
 use request_facts::RequestFacts;
@@ -66,6 +67,27 @@ impl Policy {
         response: &mut impl ResponseHeaders,
     ) -> bool {
         document::wants_response_body(self, facts, response)
+    }
+
+    /// For a host that can hold the response headers while it reads the body: whether to hold this one, and
+    /// how many bytes of body at most (decided from the headers, before anything is written).
+    pub fn document_hold(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+    ) -> DocumentHold {
+        document::document_hold(self, facts, response)
+    }
+
+    /// `apply_response` for a document a hashing rule could not hash: the static CSP, `fallback` counted.
+    pub fn apply_unhashed_document(
+        &self,
+        facts: &RequestFacts,
+        response: &mut impl ResponseHeaders,
+        fallback: Fallback,
+        metrics: &mut impl Metrics,
+    ) -> Option<usize> {
+        document::apply_unhashed_document(self, facts, response, fallback, metrics)
     }
 
     /// `apply_response` for a complete document, with the CSP that allows exactly its inline scripts.

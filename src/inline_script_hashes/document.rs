@@ -1,14 +1,32 @@
 //! A complete HTML document under a rule with `inline_script_hashes`: its response gets the policy, then a CSP
 //! that allows exactly the inline scripts in its body (which is never changed), or the static CSP and the
-//! reason it fell back.
+//! reason it fell back. A host that reads the body while it holds the response headers (Envoy in-stream) first
+//! asks `document_hold` whether the body is worth holding at all, and how much of it.
 
 use crate::config::policy::Policy;
-use crate::config::rule::WriteMode;
-use crate::decision::header_writes::{apply_response, response_media_type, MEDIA_TYPE_BUF};
+use crate::config::rule::{Rule, WriteMode};
+use crate::decision::header_writes::{
+    apply_response, matching_rule, response_media_type, MEDIA_TYPE_BUF,
+};
 use crate::decision::request_facts::RequestFacts;
 use crate::host::ResponseHeaders;
-use crate::inline_script_hashes::hashed_csp::{Fallback, DOCUMENTS_HASHED, SCRIPTS_HASHED};
+use crate::inline_script_hashes::hashed_csp::{
+    Fallback, InlineScriptHashes, DOCUMENTS_HASHED, SCRIPTS_HASHED,
+};
 use crate::telemetry::Metrics;
+
+/// What a host that holds the response headers while it reads the body does with one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentHold {
+    /// Not a document the matching rule hashes: `apply_response` now.
+    No,
+    /// Hold the headers and read the body, at most `max_bytes` of it, then `apply_document`; past the cap,
+    /// `apply_unhashed_document` with `Fallback::TooLarge`.
+    Read { max_bytes: usize },
+    /// A document whose body cannot be hashed, known from its headers alone: `apply_unhashed_document` now,
+    /// without holding a byte.
+    Unhashed(Fallback),
+}
 
 /// Whether a rule that may apply to this request hashes inline scripts, so the host must hold the whole
 /// document (and should ask the upstream for it uncompressed).
@@ -31,6 +49,49 @@ pub fn wants_response_body(
     wants_document_body(policy, facts) && is_hashable_document(response)
 }
 
+/// Whether to hold this response's body, decided from its headers before anything is written: the rule that
+/// matches hashes, the response is a 2xx HTML document, and nothing in its headers already rules hashing out.
+pub fn document_hold(
+    policy: &Policy,
+    facts: &RequestFacts,
+    response: &mut impl ResponseHeaders,
+) -> DocumentHold {
+    let Some(hashing) = matching_hashing(policy, facts, response) else {
+        return DocumentHold::No;
+    };
+    if !is_hashable_document(response) {
+        return DocumentHold::No;
+    }
+    if let Some(fallback) = unhashable_from_headers(hashing, response) {
+        return DocumentHold::Unhashed(fallback);
+    }
+    let declared_length = response
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+    if declared_length.is_some_and(|length| length > hashing.1.max_body_bytes) {
+        return DocumentHold::Unhashed(Fallback::TooLarge);
+    }
+    DocumentHold::Read {
+        max_bytes: hashing.1.max_body_bytes,
+    }
+}
+
+/// `apply_response` for a document that a hashing rule could not hash: the static CSP, and `fallback` counted.
+pub fn apply_unhashed_document(
+    policy: &Policy,
+    facts: &RequestFacts,
+    response: &mut impl ResponseHeaders,
+    fallback: Fallback,
+    metrics: &mut impl Metrics,
+) -> Option<usize> {
+    let index = apply_response(policy, facts, response, metrics)?;
+    let rule = policy.rules.get(index)?;
+    if rule.inline_script_hashes.is_some() && !rule.observe {
+        metrics.increment(fallback.counter());
+    }
+    Some(index)
+}
+
 /// `apply_response` for a complete document: a rule with `inline_script_hashes` then replaces its static
 /// CSP with one that allows exactly the inline scripts in `body` (which is never changed).
 pub fn apply_document(
@@ -40,10 +101,9 @@ pub fn apply_document(
     body: &[u8],
     metrics: &mut impl Metrics,
 ) -> Option<usize> {
-    let upstream_csp = response.header("content-security-policy").is_some();
-    let upstream_report_only = response
-        .header("content-security-policy-report-only")
-        .is_some();
+    // Read before the rule writes its own CSP.
+    let before_body =
+        matching_hashing(policy, facts, response).map(|h| unhashable_from_headers(h, response));
     let index = apply_response(policy, facts, response, metrics)?;
     let rule = policy.rules.get(index)?;
     let hashing = rule
@@ -53,27 +113,12 @@ pub fn apply_document(
     if !is_hashable_document(response) {
         return Some(index);
     }
-    let upstream_had = if hashing.header.ends_with("report-only") {
-        upstream_report_only
-    } else {
-        upstream_csp
-    };
-    let kept_upstream = upstream_had
-        && rule
-            .writes
-            .iter()
-            .any(|w| *w.name == *hashing.header && w.mode == WriteMode::SetIfAbsent);
-    let outcome = if kept_upstream {
-        Err(Fallback::UpstreamCsp)
-    } else {
-        let content_type = response.header("content-type").map(<[u8]>::to_vec);
-        let encoding = response.header("content-encoding").map(<[u8]>::to_vec);
-        hashing.csp_for(
-            facts.https,
-            body,
-            content_type.as_deref(),
-            encoding.as_deref(),
-        )
+    let outcome = match before_body.flatten() {
+        Some(fallback) => Err(fallback),
+        None => {
+            let content_type = response.header("content-type").map(<[u8]>::to_vec);
+            hashing.csp_for(facts.https, body, content_type.as_deref())
+        }
     };
     match outcome {
         Ok((csp, scripts)) => {
@@ -86,6 +131,40 @@ pub fn apply_document(
         Err(fallback) => metrics.increment(fallback.counter()),
     }
     Some(index)
+}
+
+/// The rule that will apply, when it hashes inline scripts (and is not observing).
+fn matching_hashing<'p>(
+    policy: &'p Policy,
+    facts: &RequestFacts,
+    response: &mut impl ResponseHeaders,
+) -> Option<(&'p Rule, &'p InlineScriptHashes)> {
+    let (_, rule) = matching_rule(policy, facts, response)?;
+    let hashing = rule
+        .inline_script_hashes
+        .as_ref()
+        .filter(|_| !rule.observe)?;
+    Some((rule, hashing))
+}
+
+/// Why the response's own headers rule hashing out, read before the rule writes anything: an upstream CSP the
+/// rule keeps (`keep_upstream`), or a compressed body (the scan reads the bytes as sent).
+fn unhashable_from_headers(
+    (rule, hashing): (&Rule, &InlineScriptHashes),
+    response: &mut impl ResponseHeaders,
+) -> Option<Fallback> {
+    let kept_upstream = response.header(hashing.header).is_some()
+        && rule
+            .writes
+            .iter()
+            .any(|w| *w.name == *hashing.header && w.mode == WriteMode::SetIfAbsent);
+    if kept_upstream {
+        return Some(Fallback::UpstreamCsp);
+    }
+    let compressed = response
+        .header("content-encoding")
+        .is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"));
+    compressed.then_some(Fallback::Compressed)
 }
 
 /// A 2xx `text/html` response: the only kind whose inline scripts are hashed.

@@ -55,6 +55,9 @@ pub enum Fallback {
     UpstreamCsp,
     /// Envoy only: the filter's own fetch of the document failed (see fetched_document).
     FetchFailed,
+    /// Envoy only: the document's headers went on without waiting for its body (the probe that learns whether
+    /// Envoy lets a filter hold them, or another document while that probe is in flight).
+    NotHeld,
 }
 
 impl Fallback {
@@ -69,10 +72,11 @@ impl Fallback {
             Fallback::Compressed => "inline_scripts.fallback.compressed",
             Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
             Fallback::FetchFailed => "inline_scripts.fallback.fetch_failed",
+            Fallback::NotHeld => "inline_scripts.fallback.not_held",
         }
     }
 
-    pub const ALL: [Fallback; 9] = [
+    pub const ALL: [Fallback; 10] = [
         Fallback::TooLarge,
         Fallback::TooManyScripts,
         Fallback::NotUtf8,
@@ -82,6 +86,7 @@ impl Fallback {
         Fallback::Compressed,
         Fallback::UpstreamCsp,
         Fallback::FetchFailed,
+        Fallback::NotHeld,
     ];
 }
 
@@ -103,17 +108,13 @@ impl InlineScriptHashes {
         rendered.split(&format!(" {SLOT}")).map(Box::from).collect()
     }
 
-    /// The CSP for this document (and how many scripts it hashed), or why it gets the static one.
+    /// The CSP for this uncompressed document (and how many scripts it hashed), or why it gets the static one.
     pub fn csp_for(
         &self,
         https: bool,
         body: &[u8],
         content_type: Option<&[u8]>,
-        content_encoding: Option<&[u8]>,
     ) -> Result<(String, usize), Fallback> {
-        if content_encoding.is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity")) {
-            return Err(Fallback::Compressed);
-        }
         if body.len() > self.max_body_bytes {
             return Err(Fallback::TooLarge);
         }

@@ -3,14 +3,20 @@ Immich-like upstream. The same tests run against both hosts; where a host cannot
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from secure_headers_harness.envoy import Envoy
+from secure_headers_harness.envoy import Envoy, document_path, without_headers_stop_iteration
 from secure_headers_harness.http_client import request
 from secure_headers_harness.paths import HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as ENVOY_MODULE
 from secure_headers_harness.traefik import Traefik
 from secure_headers_harness.upstream import Upstream
 
 HOSTS = ["envoy", "traefik"]
+# Envoy as Istio and Envoy Gateway configure it today (no allow_on_headers_stop_iteration): documents whose inline
+# scripts are hashed are fetched by the filter instead of read in their own stream.
+ENVOY_FETCH = "envoy-fetch"
+HASHING_HOSTS = ["envoy", ENVOY_FETCH, "traefik"]
 # A browser navigation (Traefik holds every GET/HEAD that need not stream, this one among them).
 DOCUMENT = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}
 
@@ -29,9 +35,24 @@ class Proxy:
         (keep_upstream's CSP, Cache-Control defaults). See README, "Traefik"."""
         return self.name == "traefik"
 
+    @property
+    def is_envoy(self) -> bool:
+        return self.name.startswith("envoy")
+
     def get(self, path: str, **kwargs):
         port = self.server.ports["https" if kwargs.get("https") else "http"]
         return request(port, path, **kwargs)
+
+    def settle_document_path(self, path: str, host: str = "immich.test", timeout: float = 5) -> str | None:
+        """Envoy learns how it may hash documents from the first one whose headers it holds (that one gets the
+        static CSP when the answer is "fetch"): sends one and returns what the module logged, None in Traefik."""
+        if not self.is_envoy:
+            return None
+        deadline = time.monotonic() + timeout
+        while document_path(self.server.log()) is None and time.monotonic() < deadline:
+            self.get(path, host=host, headers=DOCUMENT)
+            time.sleep(0.05)
+        return document_path(self.server.log())
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +75,11 @@ def proxy_for(built_modules, upstream):
 
     def start(host: str, policy: str) -> Proxy:
         if (host, policy) not in running:
-            server = Envoy(policy, upstream.port) if host == "envoy" else Traefik(policy, upstream.port)
+            if host == "traefik":
+                server = Traefik(policy, upstream.port)
+            else:
+                edits = [without_headers_stop_iteration] if host == ENVOY_FETCH else []
+                server = Envoy(policy, upstream.port, edits=edits)
             running[(host, policy)] = server.start()
         return Proxy(host, running[(host, policy)])
 
@@ -66,3 +91,16 @@ def proxy_for(built_modules, upstream):
 @pytest.fixture(params=HOSTS)
 def host(request) -> str:
     return request.param
+
+
+# What each host's first held document must teach the module (Traefik has only one way).
+EXPECTED_DOCUMENT_PATH = {"envoy": "in-stream", ENVOY_FETCH: "fetch", "traefik": None}
+
+
+def settled_proxy(proxy_for, host: str, policy: str) -> Proxy:
+    """The running proxy, once it knows how it hashes documents (Envoy learns it from its first held one, a
+    document of the Immich-like upstream's under the policy's host immich.test)."""
+    proxy = proxy_for(host, policy)
+    learned = proxy.settle_document_path("/browser/hashed?v=probe")
+    assert learned == EXPECTED_DOCUMENT_PATH[host], proxy.server.log()[-3000:]
+    return proxy

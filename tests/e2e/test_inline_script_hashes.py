@@ -1,7 +1,8 @@
 """`inline_script_hashes` in a real browser: a CSP without 'unsafe-inline' whose script-src carries the hashes of
 the document's own inline scripts, computed by the filter per response. Traefik holds the document and reads it;
-Envoy, whose Wasm filters never see the body of a response whose headers they hold, fetches the document itself
-and answers from that fetch. Both must deliver the body byte for byte."""
+Envoy with allow_on_headers_stop_iteration holds the document's headers while it reads the body in the same
+stream; Envoy without it (`envoy-fetch`, as Istio and Envoy Gateway configure it) fetches the document itself and
+answers from that fetch. All three must deliver the body byte for byte."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 import pytest
 from chromium import Chromium
-from conftest import DOCUMENT
+from conftest import DOCUMENT, ENVOY_FETCH, HASHING_HOSTS, settled_proxy
 from secure_headers_harness.http_client import request
 from test_reports_and_observe import counter_moved
 
@@ -19,9 +20,18 @@ POLICY = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.te
                                 "inline_script_hashes": {"max_scripts": 2}}]})
 
 
+@pytest.fixture(params=HASHING_HOSTS)
+def host(request) -> str:
+    return request.param
+
+
+def hashing_proxy(proxy_for, host: str, policy: str = POLICY):
+    return settled_proxy(proxy_for, host, policy)
+
+
 @pytest.fixture
 def browser(proxy_for, host):
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
     yield proxy, chromium
     chromium.close()
@@ -59,7 +69,7 @@ def test_a_document_over_the_script_cap_gets_the_static_csp(browser):
 
 
 def test_the_body_arrives_unchanged(proxy_for, upstream, host):
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     for path in ("/browser/hashed?v=x", "/browser/immich", "/"):
         direct = request(upstream.port, path)
         through = proxy.get(path, headers=DOCUMENT)
@@ -72,7 +82,7 @@ def test_a_conditional_request_still_gets_the_body_and_its_hashes(proxy_for, ups
     """A 304 has no body to hash, and the browser would pair its cached body with another CSP: the filter asks
     the upstream without validators (the upstream here answers If-None-Match with 304)."""
     assert request(upstream.port, "/browser/hashed?v=etag", headers={"If-None-Match": '"etag"'}).status == 304
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     reply = proxy.get("/browser/hashed?v=etag", headers={**DOCUMENT, "If-None-Match": '"etag"'})
     assert reply.status == 200
     assert reply.body == request(upstream.port, "/browser/hashed?v=etag").body
@@ -82,7 +92,7 @@ def test_a_conditional_request_still_gets_the_body_and_its_hashes(proxy_for, ups
 def test_a_document_over_the_size_cap_gets_the_static_csp_and_its_body(proxy_for, upstream, host):
     small = json.dumps({"rules": [{"match": {"hosts": ["immich.test"]}, "presets": ["immich"],
                                    "inline_script_hashes": {"max_body_bytes": 1024}}]})
-    proxy = proxy_for(host, small)
+    proxy = hashing_proxy(proxy_for, host, small)
     direct = request(upstream.port, "/browser/immich")
     assert len(direct.body) > 1024
     reply = proxy.get("/browser/immich", headers=DOCUMENT)
@@ -93,7 +103,7 @@ def test_a_document_over_the_size_cap_gets_the_static_csp_and_its_body(proxy_for
 
 def test_requests_that_are_not_documents_are_never_read(proxy_for, upstream, host):
     """Media (with Range), JSON and a WebSocket-free API call pass as they would without the option."""
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     asset = "/api/assets/a1/video/playback"
     ranged = proxy.get(asset, headers={"Range": "bytes=0-99", "Accept": "*/*"})
     assert ranged.status == 206 and ranged.body == request(upstream.port, asset, headers={"Range": "bytes=0-99"}).body
@@ -103,9 +113,10 @@ def test_requests_that_are_not_documents_are_never_read(proxy_for, upstream, hos
 
 
 def test_envoy_sends_the_request_on_when_its_own_fetch_fails(proxy_for, upstream):
-    """Envoy only (Traefik reads the response it holds and never fetches): the upstream drops the filter's fetch,
-    so the browser's request goes to the upstream as usual and gets the static CSP, counted."""
-    proxy = proxy_for("envoy", POLICY)
+    """Envoy's fetch path only (Traefik and Envoy in-stream read the response they hold and never fetch): the
+    upstream drops the filter's fetch, so the browser's request goes to the upstream as usual and gets the static
+    CSP, counted."""
+    proxy = hashing_proxy(proxy_for, ENVOY_FETCH)
     reply = proxy.get("/browser/drop-first?key=envoy&v=dropped", headers=DOCUMENT)
     assert reply.status == 200
     assert reply.body == request(upstream.port, "/browser/hashed?v=dropped").body
@@ -116,7 +127,7 @@ def test_envoy_sends_the_request_on_when_its_own_fetch_fails(proxy_for, upstream
 def test_the_upstream_gets_the_browsers_request_whole_and_uncompressed(proxy_for, host):
     """What the upstream sees of a hashed document's request (the upstream echoes its request headers): cookies
     and the rest pass, compression and validators do not."""
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     reply = proxy.get("/echo-headers", headers={**DOCUMENT, "Cookie": "session=abc", "Accept-Encoding": "gzip, br",
                                                 "If-None-Match": '"v1"', "If-Modified-Since": "Mon, 23 Nov 2026"})
     seen = json.loads(reply.body)
@@ -126,7 +137,7 @@ def test_the_upstream_gets_the_browsers_request_whole_and_uncompressed(proxy_for
 
 
 def test_an_http_2_client_gets_the_hashed_document(proxy_for, upstream, host):
-    proxy = proxy_for(host, POLICY)
+    proxy = hashing_proxy(proxy_for, host)
     out = subprocess.run(["curl", "-sS", "-i", "--http2-prior-knowledge", "-H", "Host: immich.test",
                           "-H", "Sec-Fetch-Dest: document", "-H", "Cookie: a=1",
                           f"http://127.0.0.1:{proxy.server.ports['http']}/browser/hashed?v=h2"],

@@ -16,7 +16,7 @@ import time
 
 import pytest
 from chromium import Chromium
-from conftest import DOCUMENT
+from conftest import DOCUMENT, HASHING_HOSTS, settled_proxy
 from secure_headers_harness.paths import INLINE_SCRIPT_TABLE
 from test_reports_and_observe import counter_moved
 
@@ -35,9 +35,14 @@ def names(texts: list[str]) -> set[str]:
     return {m for text in texts for m in re.findall(r"""ran\(['"](\w+)['"]\)""", text)}
 
 
+@pytest.fixture(params=HASHING_HOSTS)
+def host(request) -> str:
+    return request.param
+
+
 @pytest.fixture
 def proxied_browser(proxy_for, host):
-    proxy = proxy_for(host, POLICY)
+    proxy = settled_proxy(proxy_for, host, POLICY)
     chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
     yield proxy, chromium
     chromium.close()

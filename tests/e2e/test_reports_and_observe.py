@@ -32,7 +32,7 @@ def counter_moved(proxy, name: str, at_least: int = 1, timeout: float = 5) -> No
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
-        if proxy.name == "envoy":
+        if proxy.is_envoy:
             url = f"{proxy.server.admin}/stats?filter=^wasmcustom\\.secure_headers\\.{re.escape(name)}$"
             with urllib.request.urlopen(url) as r:
                 seen = r.read().decode()

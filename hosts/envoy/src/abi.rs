@@ -65,6 +65,9 @@ extern "C" {
         size: *mut usize,
     ) -> u32;
     fn proxy_continue_stream(stream: StreamType) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
 }
 
 #[cfg(test)]
@@ -112,38 +115,61 @@ type HeaderWrite = unsafe extern "C" fn(MapType, *const u8, usize, *const u8, us
 
 /// Replaces every value of a response header with `value`.
 pub fn replace_response_header(name: &str, value: &str) {
-    write_response_header(proxy_replace_header_map_value, name, value);
+    write_header(
+        proxy_replace_header_map_value,
+        MapType::HttpResponseHeaders,
+        name,
+        value,
+    );
 }
 
 /// Adds one more value of a response header.
 pub fn add_response_header(name: &str, value: &str) {
-    write_response_header(proxy_add_header_map_value, name, value);
+    write_header(
+        proxy_add_header_map_value,
+        MapType::HttpResponseHeaders,
+        name,
+        value,
+    );
 }
 
-/// A write the host refuses (a header map it no longer lets us touch) leaves the response as it was.
-fn write_response_header(write: HeaderWrite, name: &str, value: &str) {
+/// Replaces every value of a request header (before the request goes on to the upstream).
+pub fn replace_request_header(name: &str, value: &str) {
+    write_header(
+        proxy_replace_header_map_value,
+        MapType::HttpRequestHeaders,
+        name,
+        value,
+    );
+}
+
+/// A write the host refuses (a header map it no longer lets us touch) leaves the map as it was.
+fn write_header(write: HeaderWrite, map: MapType, name: &str, value: &str) {
     // SAFETY: the host copies `name` and `value` from live &strs.
-    unsafe {
-        write(
-            MapType::HttpResponseHeaders,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
-    };
+    unsafe { write(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
 }
 
 pub fn remove_response_header(name: &str) {
+    remove_header(MapType::HttpResponseHeaders, name);
+}
+
+pub fn remove_request_header(name: &str) {
+    remove_header(MapType::HttpRequestHeaders, name);
+}
+
+fn remove_header(map: MapType, name: &str) {
     // SAFETY: the host reads `name` from a live &str.
-    unsafe {
-        proxy_remove_header_map_value(MapType::HttpResponseHeaders, name.as_ptr(), name.len())
-    };
+    unsafe { proxy_remove_header_map_value(map, name.as_ptr(), name.len()) };
 }
 
 /// The request body buffered so far (at most `max` bytes); empty when the host has none.
 pub fn request_body(max: usize) -> Vec<u8> {
     buffer_bytes(BufferType::HttpRequestBody, max)
+}
+
+/// The response body buffered so far (at most `max` bytes); empty when the host has none.
+pub fn response_body(max: usize) -> Vec<u8> {
+    buffer_bytes(BufferType::HttpResponseBody, max)
 }
 
 /// The body of the filter's own HTTP call (at most `max` bytes).
@@ -188,6 +214,38 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
 pub fn continue_request() {
     // SAFETY: a plain host call.
     unsafe { proxy_continue_stream(StreamType::HttpRequest) };
+}
+
+/// Lets a paused response go on to the client.
+pub fn continue_response() {
+    // SAFETY: a plain host call.
+    unsafe { proxy_continue_stream(StreamType::HttpResponse) };
+}
+
+/// Makes the following host calls act on the stream `context_id` (from the root context's timer); false when
+/// the host no longer has that stream.
+pub fn act_on_stream(context_id: u32) -> bool {
+    // SAFETY: a plain host call.
+    unsafe { proxy_set_effective_context(context_id) == OK }
+}
+
+/// Sets how often the host calls the root context's `on_tick` (0 stops it). From a stream context, the host
+/// sets its root context's timer.
+pub fn set_tick_period_ms(period: u32) {
+    // SAFETY: a plain host call.
+    unsafe { proxy_set_tick_period_milliseconds(period) };
+}
+
+/// The host's clock, in nanoseconds since the epoch; 0 when the host does not answer.
+pub fn now_ns() -> u64 {
+    let mut time = 0u64;
+    // SAFETY: the host writes one u64.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut time) };
+    if status == OK {
+        time
+    } else {
+        0
+    }
 }
 
 /// Answers the request from the filter; the upstream never sees it. `details` names the reply in Envoy's
@@ -305,10 +363,14 @@ pub mod mock_host {
         pub response_headers: Vec<(String, String)>,
         pub http_call_response_headers: Vec<(String, String)>,
         pub request_body: Vec<u8>,
+        pub response_body: Vec<u8>,
         pub properties: Vec<(Vec<u8>, Vec<u8>)>,
         pub local_reply: Option<(u32, Vec<u8>, Vec<u8>, String)>,
         pub metrics: Vec<(MetricType, String, i64)>,
-        pub continued: usize,
+        pub continued: Vec<StreamType>,
+        pub effective_context: Option<u32>,
+        pub tick_period_ms: Option<u32>,
+        pub now_ns: u64,
     }
 
     thread_local! {
@@ -421,6 +483,7 @@ pub mod mock_host {
     ) -> u32 {
         let bytes = HOST.with(|h| match buffer {
             BufferType::HttpRequestBody => h.borrow().request_body.clone(),
+            BufferType::HttpResponseBody => h.borrow().response_body.clone(),
             _ => Vec::new(),
         });
         let end = bytes.len().min(start.saturating_add(max_size));
@@ -518,8 +581,24 @@ pub mod mock_host {
         }
     }
 
-    pub unsafe fn proxy_continue_stream(_stream: StreamType) -> u32 {
-        HOST.with(|h| h.borrow_mut().continued += 1);
+    pub unsafe fn proxy_continue_stream(stream: StreamType) -> u32 {
+        HOST.with(|h| h.borrow_mut().continued.push(stream));
+        Status::Ok as u32
+    }
+
+    pub unsafe fn proxy_set_effective_context(context_id: u32) -> u32 {
+        HOST.with(|h| h.borrow_mut().effective_context = Some(context_id));
+        Status::Ok as u32
+    }
+
+    pub unsafe fn proxy_set_tick_period_milliseconds(period: u32) -> u32 {
+        HOST.with(|h| h.borrow_mut().tick_period_ms = Some(period));
+        Status::Ok as u32
+    }
+
+    pub unsafe fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32 {
+        // SAFETY: an out-parameter from the guest.
+        unsafe { *time = HOST.with(|h| h.borrow().now_ns) };
         Status::Ok as u32
     }
 }

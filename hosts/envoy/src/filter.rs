@@ -2,21 +2,23 @@
 //! to the response. The request-side facts are decided while the request headers pass (Envoy does not let a
 //! filter read them later) and kept in the stream's context, which comes from the allocator's stream pool: the
 //! per-request path allocates nothing. Requests to the CSP report collector are answered here and never reach
-//! the upstream. A document whose inline scripts a rule hashes is fetched by the filter and answered from that
-//! fetch (see the engine's `fetch_headers`).
+//! the upstream. A document whose inline scripts a rule hashes is hashed in its own stream (its response headers
+//! held while the body is read) where Envoy allows it, else fetched by the filter and answered from that fetch
+//! (see `document_path` for how the filter tells which).
 
 use crate::abi::{
-    continue_request, define_counter, host_log_level, http_call_response_body, increment_counter,
-    property, request_body, send_reply,
+    self, continue_request, define_counter, host_log_level, http_call_response_body,
+    increment_counter, property, request_body, send_reply,
 };
+use crate::document_path::{DocumentPath, DocumentPaths, PROBE_TICK_MS, PROBE_WAIT_NS};
 use crate::exchange::{http_call_response_headers, EnvoyRequest, EnvoyResponse};
 use crate::guest_alloc::{self, STREAM_BLOCK_BYTES};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use secure_headers::{
     fetch_headers, fetched_response, is_document_navigation, load_identity, reply_headers,
-    Admission, CollectorReply, Delivery, Fallback, Metrics, Policy, Rejection, RequestFacts,
-    RequestView, Telemetry,
+    Admission, CollectorReply, Delivery, DocumentHold, Fallback, Metrics, Policy, Rejection,
+    RequestFacts, RequestView, Telemetry, DOCUMENT_REQUEST_EDITS,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,11 +35,32 @@ pub fn new_root() -> Box<dyn RootContext> {
     Box::new(PolicyRoot { loaded: None })
 }
 
-/// What one plugin configured: the policy, and the counters its streams share.
+/// What one plugin configured: the policy, the counters its streams share, and how documents are hashed.
 struct Loaded {
     policy: Policy,
     telemetry: RefCell<Telemetry<Option<u32>>>,
+    documents: DocumentPaths,
 }
+
+impl Loaded {
+    fn count(&self, name: &str) {
+        if let Ok(mut telemetry) = self.telemetry.try_borrow_mut() {
+            EnvoyMetrics(&mut telemetry.counters).increment(name);
+        }
+    }
+
+    /// Runs `f` with the plugin's counters; skipped rather than risk a panic on re-entry.
+    fn with_metrics(&self, f: impl FnOnce(&mut EnvoyMetrics)) {
+        if let Ok(mut telemetry) = self.telemetry.try_borrow_mut() {
+            f(&mut EnvoyMetrics(&mut telemetry.counters));
+        }
+    }
+}
+
+/// The load-time line of a policy that hashes documents: which path, and how it is learned.
+const HASHING_PATH_AT_LOAD: &str = "secure-headers: inline_script_hashes: documents are hashed in their own \
+     stream if the plugin config sets allow_on_headers_stop_iteration: true, else fetched a second time; the \
+     first document held tells which";
 
 /// Envoy counters `wasmcustom.secure_headers.<name>`; the first of each is also logged at debug level.
 struct EnvoyMetrics<'a>(&'a mut secure_headers::CounterBook<Option<u32>>);
@@ -94,9 +117,17 @@ impl RootContext for PolicyRoot {
                     load_identity(&json)
                 );
                 let telemetry = Telemetry::for_policy(&policy, define_envoy_counter);
+                if policy
+                    .rules
+                    .iter()
+                    .any(|r| r.inline_script_hashes.is_some())
+                {
+                    log::info!("{HASHING_PATH_AT_LOAD}");
+                }
                 self.loaded = Some(Rc::new(Loaded {
                     policy,
                     telemetry: RefCell::new(telemetry),
+                    documents: DocumentPaths::new(),
                 }));
                 #[cfg(feature = "alloc-count")]
                 crate::allocation_metric::define();
@@ -110,16 +141,50 @@ impl RootContext for PolicyRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let loaded = self.loaded.clone()?;
         Some(guest_alloc::with_stream_block(|| {
             Box::new(SecureHeaders {
                 loaded,
+                context_id,
                 facts: None,
                 collecting: false,
                 answered: false,
+                document: false,
+                holding: None,
+                probing: false,
             })
         }))
+    }
+
+    /// Only while a probe is in flight: a probe whose body has not come lets its headers go on.
+    fn on_tick(&mut self) {
+        let Some(loaded) = &self.loaded else {
+            abi::set_tick_period_ms(0);
+            return;
+        };
+        if let Some(probe) = loaded.documents.expired_probe(abi::now_ns()) {
+            log::info!(
+                "secure-headers: inline_script_hashes: fetch path (a held document's body did not reach \
+                 the filter in {} ms: allow_on_headers_stop_iteration is not set in the plugin config; set it \
+                 to hash documents in their own stream)",
+                PROBE_WAIT_NS / 1_000_000
+            );
+            if abi::act_on_stream(probe.context_id) {
+                loaded.with_metrics(|metrics| {
+                    loaded.policy.apply_unhashed_document(
+                        &probe.facts,
+                        &mut EnvoyResponse::read(),
+                        Fallback::NotHeld,
+                        metrics,
+                    );
+                });
+                abi::continue_response();
+            }
+        }
+        if !loaded.documents.probing() {
+            abi::set_tick_period_ms(0);
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -129,12 +194,19 @@ impl RootContext for PolicyRoot {
 
 struct SecureHeaders {
     loaded: Rc<Loaded>,
+    context_id: u32,
     /// None when the filter never saw the request (a reply made before it ran).
     facts: Option<RequestFacts>,
     /// The request is a CSP report whose body is being read.
     collecting: bool,
     /// The filter answered the request itself (a fetched document) with the policy already applied.
     answered: bool,
+    /// The response may be a document a rule hashes in-stream (the request asked for it uncompressed).
+    document: bool,
+    /// The response headers are held while the body is read, at most this many bytes of it.
+    holding: Option<u32>,
+    /// This stream's held headers are the probe that tells the document path (`document_path`).
+    probing: bool,
 }
 
 const _: () = assert!(
@@ -151,9 +223,57 @@ impl SecureHeaders {
     }
 
     fn count(&self, name: &str) {
-        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
-            EnvoyMetrics(&mut telemetry.counters).increment(name);
+        self.loaded.count(name);
+    }
+
+    fn facts(&self) -> RequestFacts {
+        self.facts
+            .unwrap_or_else(|| self.loaded.policy.facts_without_request())
+    }
+
+    /// Holds the response headers while the body is read, when the path allows: in-stream, or unknown with
+    /// no probe in flight (this stream is then the probe).
+    fn hold(&mut self, max_bytes: usize, facts: RequestFacts) -> bool {
+        let documents = &self.loaded.documents;
+        let hold = match documents.path() {
+            DocumentPath::InStream => true,
+            DocumentPath::Unknown => {
+                self.probing = documents.start_probe(self.context_id, facts, abi::now_ns());
+                if self.probing {
+                    abi::set_tick_period_ms(PROBE_TICK_MS);
+                }
+                self.probing
+            }
+            DocumentPath::Fetch => false,
+        };
+        if hold {
+            self.holding = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
         }
+        hold
+    }
+
+    /// The held document is complete (or ends in trailers): hash what was buffered, then let it go on.
+    fn finish_document(&mut self, max_bytes: u32) {
+        self.holding = None;
+        let facts = self.facts();
+        let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let body = abi::response_body(cap.saturating_add(1));
+        let loaded = &self.loaded;
+        loaded.with_metrics(|metrics| {
+            let response = &mut EnvoyResponse::read();
+            if body.len() > cap {
+                loaded.policy.apply_unhashed_document(
+                    &facts,
+                    response,
+                    Fallback::TooLarge,
+                    metrics,
+                );
+            } else {
+                loaded
+                    .policy
+                    .apply_document(&facts, response, &body, metrics);
+            }
+        });
     }
 
     /// Sends the document request to the route's cluster from the filter; true when the call is under way
@@ -219,12 +339,25 @@ impl HttpContext for SecureHeaders {
         let policy = &self.loaded.policy;
         let facts = policy.inspect_request(&mut request);
         self.facts = Some(facts);
-        // Envoy never hands a Wasm filter the body of a response whose headers it holds, so a document whose
-        // inline scripts are hashed is fetched here in full and answered from that fetch.
+        if !(policy.wants_document_body(&facts)
+            && policy.delivery(&facts, &mut request) == Delivery::Held)
+        {
+            return Action::Continue;
+        }
+        if self.loaded.documents.path() != DocumentPath::Fetch {
+            // Hashed in-stream: the scan reads the body as sent, and a 304 has none.
+            self.document = true;
+            for (name, value) in DOCUMENT_REQUEST_EDITS.set {
+                abi::replace_request_header(name, value);
+            }
+            for name in DOCUMENT_REQUEST_EDITS.remove {
+                abi::remove_request_header(name);
+            }
+            return Action::Continue;
+        }
+        // The fetch path: a document navigation is fetched here in full and answered from that fetch.
         let document = end_of_stream
-            && policy.wants_document_body(&facts)
             && request.method().is_some_and(|m| m == b"GET")
-            && policy.delivery(&facts, &mut request) == Delivery::Held
             && is_document_navigation(&mut request);
         if document && self.fetch_document(&request) {
             return Action::Pause;
@@ -263,22 +396,91 @@ impl HttpContext for SecureHeaders {
         Action::Pause
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.answered {
             return Action::Continue;
         }
-        let policy = &self.loaded.policy;
-        let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
-        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
-            policy.apply_response(
-                &facts,
-                &mut EnvoyResponse::read(),
-                &mut EnvoyMetrics(&mut telemetry.counters),
-            );
+        let facts = self.facts();
+        let mut response = EnvoyResponse::read();
+        let hold = if self.document && !end_of_stream {
+            self.loaded.policy.document_hold(&facts, &mut response)
+        } else {
+            DocumentHold::No
+        };
+        let loaded = Rc::clone(&self.loaded);
+        let policy = &loaded.policy;
+        match hold {
+            DocumentHold::Read { max_bytes } if self.hold(max_bytes, facts) => {
+                return Action::Pause
+            }
+            DocumentHold::Read { .. } => loaded.with_metrics(|metrics| {
+                policy.apply_unhashed_document(&facts, &mut response, Fallback::NotHeld, metrics);
+            }),
+            DocumentHold::Unhashed(fallback) => loaded.with_metrics(|metrics| {
+                policy.apply_unhashed_document(&facts, &mut response, fallback, metrics);
+            }),
+            DocumentHold::No => loaded.with_metrics(|metrics| {
+                policy.apply_response(&facts, &mut response, metrics);
+            }),
         }
         #[cfg(feature = "alloc-count")]
         crate::allocation_metric::report();
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(max_bytes) = self.holding else {
+            return Action::Continue;
+        };
+        if self.probing {
+            self.probing = false;
+            if self.loaded.documents.body_arrived(self.context_id) {
+                log::info!(
+                    "secure-headers: inline_script_hashes: in-stream (a held document's body reached the \
+                     filter: allow_on_headers_stop_iteration is set)"
+                );
+            } else {
+                // The probe's wait ran out and its headers went on with the static CSP.
+                self.holding = None;
+                return Action::Continue;
+            }
+        }
+        if u32::try_from(body_size).map_or(true, |size| size > max_bytes) {
+            self.holding = None;
+            let facts = self.facts();
+            let loaded = &self.loaded;
+            loaded.with_metrics(|metrics| {
+                loaded.policy.apply_unhashed_document(
+                    &facts,
+                    &mut EnvoyResponse::read(),
+                    Fallback::TooLarge,
+                    metrics,
+                );
+            });
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            // Envoy buffers the body until the filter continues.
+            return Action::Pause;
+        }
+        self.finish_document(max_bytes);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some(max_bytes) = self.holding.filter(|_| !self.probing) {
+            self.finish_document(max_bytes);
+        }
+        Action::Continue
+    }
+}
+
+impl Drop for SecureHeaders {
+    /// A probe whose client left before its body came frees the next document to probe.
+    fn drop(&mut self) {
+        if self.probing {
+            self.loaded.documents.abandon(self.context_id);
+        }
     }
 }
 
@@ -296,16 +498,13 @@ impl Context for SecureHeaders {
             return;
         };
         let body = http_call_response_body(body_size);
-        let policy = &self.loaded.policy;
-        let facts = self.facts.unwrap_or_else(|| policy.facts_without_request());
-        if let Ok(mut telemetry) = self.loaded.telemetry.try_borrow_mut() {
-            policy.apply_document(
-                &facts,
-                &mut response,
-                &body,
-                &mut EnvoyMetrics(&mut telemetry.counters),
-            );
-        }
+        let facts = self.facts();
+        let loaded = &self.loaded;
+        loaded.with_metrics(|metrics| {
+            loaded
+                .policy
+                .apply_document(&facts, &mut response, &body, metrics);
+        });
         self.answered = true;
         send_reply(
             response.status,

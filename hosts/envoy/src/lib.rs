@@ -2,7 +2,9 @@
 //! engine (the `secure-headers` crate), which decides everything.
 //! - `abi`: the host calls made through the raw ABI, each beside its safe wrapper (mocked under `cfg(test)`);
 //! - `exchange`: the request and response header maps, read once per phase into scratch memory;
-//! - `filter`: the root and stream contexts (configure, request, response, the document fetch, the collector);
+//! - `filter`: the root and stream contexts (configure, request, response, the held or fetched document, the
+//!   collector);
+//! - `document_path`: whether this Envoy lets the filter hold a document's headers while it reads the body;
 //! - `guest_alloc`: the allocator that keeps the per-response path off the heap.
 
 // A panic in the VM takes traffic down: outside tests, nothing here may unwrap, panic or index.
@@ -19,6 +21,7 @@
 mod abi;
 #[cfg(feature = "alloc-count")]
 mod allocation_metric;
+mod document_path;
 mod exchange;
 mod filter;
 mod guest_alloc;

@@ -167,7 +167,7 @@ demo-traefik: build $(CLI) venv certs
 	$(PY) -m secure_headers_harness.demo --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
-## (BENCH_ARGS="--only traefik" measures Traefik alone and prints its table without writing either)
+## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either)
 bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
 	@for filter in empty naive empty-http-wasm; do \

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{get, policy, Counts, Response, ResponseValues};
-use secure_headers::Policy;
+use secure_headers::{DocumentHold, Fallback, Policy};
 
 const TWO_SCRIPTS: &[u8] =
     b"<!doctype html><script>theme()</script><div><script>boot()</script></div>";
@@ -201,4 +201,83 @@ fn only_a_2xx_html_response_under_a_hashing_rule_has_its_body_read() {
         200,
         b"text/html"
     ));
+}
+
+/// Envoy in-stream decides from the response headers alone whether to hold a document's body: never for a body
+/// that cannot be hashed, and never more of it than the rule's cap.
+#[test]
+fn a_document_is_held_only_when_its_body_can_be_hashed() {
+    let hold = |p: &Policy, status: u16, headers: &[(&'static str, &'static [u8])]| {
+        let facts = p.inspect_request(&mut get("h", "/", "https"));
+        p.document_hold(&facts, &mut Response::new(status, headers))
+    };
+    let small =
+        policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_body_bytes": 1024}}"#);
+    assert_eq!(
+        hold(&small, 200, &[HTML]),
+        DocumentHold::Read { max_bytes: 1024 }
+    );
+    assert_eq!(
+        hold(&small, 200, &[HTML, ("content-length", b"1024")]),
+        DocumentHold::Read { max_bytes: 1024 },
+        "at the cap"
+    );
+    assert_eq!(
+        hold(&small, 200, &[HTML, ("content-length", b"1025")]),
+        DocumentHold::Unhashed(Fallback::TooLarge)
+    );
+    assert_eq!(
+        hold(&small, 200, &[HTML, ("content-encoding", b"gzip")]),
+        DocumentHold::Unhashed(Fallback::Compressed)
+    );
+    assert_eq!(
+        hold(&small, 200, &[HTML, ("content-encoding", b" Identity ")]),
+        DocumentHold::Read { max_bytes: 1024 }
+    );
+    let upstream_csp = ("content-security-policy", &b"script-src 'self'"[..]);
+    assert_eq!(
+        hold(&hashing(), 200, &[HTML, upstream_csp]),
+        DocumentHold::Unhashed(Fallback::UpstreamCsp),
+        "the immich preset keeps the upstream's CSP"
+    );
+    for (status, content_type) in [
+        (200, &b"application/json"[..]),
+        (404, b"text/html"),
+        (304, b"text/html"),
+    ] {
+        assert_eq!(
+            hold(&small, status, &[("content-type", content_type)]),
+            DocumentHold::No
+        );
+    }
+    assert_eq!(
+        hold(&policy(r#"{"presets": ["immich"]}"#), 200, &[HTML]),
+        DocumentHold::No
+    );
+    let observing =
+        policy(r#"{"presets": ["immich"], "mode": "observe", "inline_script_hashes": {}}"#);
+    assert_eq!(hold(&observing, 200, &[HTML]), DocumentHold::No);
+}
+
+#[test]
+fn an_unhashed_document_gets_the_static_csp_and_its_reason_counted() {
+    let facts = hashing().inspect_request(&mut get("h", "/", "https"));
+    let mut response = Response::new(200, &[HTML]);
+    let mut counts = Counts::default();
+    hashing().apply_unhashed_document(&facts, &mut response, Fallback::NotHeld, &mut counts);
+    assert!(response
+        .one("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self' 'unsafe-inline'"));
+    assert_eq!(counts.get("inline_scripts.fallback.not_held"), 1);
+    // Under a rule that does not hash, nothing is counted as a fallback.
+    let plain = policy(r#"{"presets": ["immich"]}"#);
+    let mut counts = Counts::default();
+    plain.apply_unhashed_document(
+        &facts,
+        &mut Response::new(200, &[HTML]),
+        Fallback::NotHeld,
+        &mut counts,
+    );
+    assert_eq!(counts.get("inline_scripts.fallback.not_held"), 0);
 }

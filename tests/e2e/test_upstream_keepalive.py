@@ -3,7 +3,8 @@ on a connection the app is closing.
 
 Immich's server is Node, which closes a keep-alive connection after 5 s idle. Measured in front of it with the
 earlier envoy.yaml: 9 of 208 requests in bursts 6 s apart got `503 UC` (upstream_reset_before_response_started),
-and the filter's document fetches fell back to the static CSP. That is a race (the request and Node's close cross
+and the filter's document fetches fell back to the static CSP (documents hashed in-stream get the 503 like any
+other request). That is a race (the request and Node's close cross
 on the wire), too rare to hit on purpose in a short test, so the upstream here makes its outcome certain: it
 closes a connection after 5 s idle like Node, and a request that arrives on a connection already idle for
 RACE_AFTER seconds is the one that crossed the close: it is read and the connection is closed without an
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import DOCUMENT, Envoy, request
+from secure_headers_harness.envoy import without_headers_stop_iteration
 
 APP_KEEPALIVE = 5.0  # Node's default keepAliveTimeout
 RACE_AFTER = 4.5  # a request on a connection idle this long meets the app's close
@@ -96,8 +98,10 @@ def counters(envoy: Envoy) -> dict[str, int]:
 
 
 def rounds(envoy: Envoy) -> list[int]:
-    """The statuses of a probe after each idle gap: a document (the filter fetches it) or an API call, in turn.
-    Before each gap, an API call leaves a live connection in Envoy's pool (also after a probe that failed)."""
+    """The statuses of a probe after each idle gap: a document (hashed in-stream, or fetched by the filter) or an
+    API call, in turn. Before each gap, an API call leaves a live connection in Envoy's pool (also after a probe
+    that failed). First, a document on a fresh connection tells the filter its document path."""
+    assert request(envoy.ports["http"], "/page", headers=DOCUMENT).status == 200
     probes = []
     for i in range(ROUNDS):
         assert request(envoy.ports["http"], "/api/server/ping").status == 200
@@ -116,9 +120,17 @@ def node_like_upstream():
     server.server_close()
 
 
-def test_idle_timeout_below_the_apps_keepalive_avoids_503s(built_modules, node_like_upstream):
-    shipped = Envoy(POLICY, node_like_upstream.port)
-    earlier = Envoy(POLICY, node_like_upstream.port, edits=[without_idle_timeout])
+# What the first document (before the gaps) leaves in the counters: hashed in-stream; on the fetch path, the
+# document that told the filter so goes on with the static CSP.
+FIRST_DOCUMENT_HASHED = {"in-stream": 1, "fetch": 0}
+PATH_EDITS = {"in-stream": [], "fetch": [without_headers_stop_iteration]}
+
+
+@pytest.mark.parametrize("document_path", list(PATH_EDITS))
+def test_idle_timeout_below_the_apps_keepalive_avoids_503s(built_modules, node_like_upstream, document_path):
+    edits = PATH_EDITS[document_path]
+    shipped = Envoy(POLICY, node_like_upstream.port, edits=edits)
+    earlier = Envoy(POLICY, node_like_upstream.port, edits=[*edits, without_idle_timeout])
     with shipped, earlier, ThreadPoolExecutor(2) as pool:
         shipped_run, earlier_run = pool.submit(rounds, shipped), pool.submit(rounds, earlier)
         shipped_statuses, earlier_statuses = shipped_run.result(), earlier_run.result()
@@ -129,15 +141,21 @@ def test_idle_timeout_below_the_apps_keepalive_avoids_503s(built_modules, node_l
           f"{earlier_counters}\nupstream: {node_like_upstream.answered} answered, "
           f"{node_like_upstream.unanswered} closed on arrival")
 
-    # The shipped config: every request answered, every document hashed from the filter's fetch, and Envoy
-    # closed its idle connections itself.
+    # The shipped config: every request answered, every document hashed, and Envoy closed its idle connections
+    # itself.
     documents = len(range(0, ROUNDS, 2))
+    first = FIRST_DOCUMENT_HASHED[document_path]
     assert shipped_statuses == [200] * ROUNDS
-    assert shipped_counters[fetch_failed] == 0 and shipped_counters[hashed] == documents
+    assert shipped_counters[fetch_failed] == 0 and shipped_counters[hashed] == documents + first
     assert shipped_counters["cluster.immich.upstream_cx_idle_timeout"] >= ROUNDS
 
-    # The same config without it: each API call after a gap got Envoy's 503, and each document fetch failed
-    # (the document itself then went through the route on a fresh connection: 200, with the static CSP).
-    assert earlier_statuses == [200 if i % 2 == 0 else 503 for i in range(ROUNDS)]
-    assert earlier_counters[fetch_failed] == documents and earlier_counters[hashed] == 0
+    # The same config without it: each request after a gap that went through the route got Envoy's 503. In-stream
+    # that is every one, documents included; on the fetch path each document fetch failed instead, and the
+    # document itself then went through the route on a fresh connection: 200, with the static CSP.
+    if document_path == "in-stream":
+        assert earlier_statuses == [503] * ROUNDS
+        assert earlier_counters[fetch_failed] == 0 and earlier_counters[hashed] == first
+    else:
+        assert earlier_statuses == [200 if i % 2 == 0 else 503 for i in range(ROUNDS)]
+        assert earlier_counters[fetch_failed] == documents and earlier_counters[hashed] == 0
     assert earlier_counters["cluster.immich.upstream_cx_idle_timeout"] == 0

@@ -68,6 +68,18 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+    fn proxy_http_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        body: *const u8,
+        body_size: usize,
+        trailers: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        token: *mut u32,
+    ) -> u32;
 }
 
 #[cfg(test)]
@@ -248,6 +260,29 @@ pub fn now_ns() -> u64 {
     }
 }
 
+/// Sends a bodiless request with `headers` (pseudo-headers among them) to `cluster`; true when it is under way
+/// (the answer then comes to `on_http_call_response`).
+pub fn dispatch_get(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> bool {
+    let map = encode_map(headers);
+    let mut token = 0u32;
+    // SAFETY: the host copies the cluster name and the serialized map from live buffers and writes one u32.
+    let status = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            map.as_ptr(),
+            map.len(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            timeout_ms,
+            &mut token,
+        )
+    };
+    status == OK
+}
+
 /// Answers the request from the filter; the upstream never sees it. `details` names the reply in Envoy's
 /// access log (%RESPONSE_CODE_DETAILS%).
 pub fn send_reply(status: u16, headers: &[(&str, &str)], body: &[u8], details: &str) {
@@ -371,6 +406,7 @@ pub mod mock_host {
         pub effective_context: Option<u32>,
         pub tick_period_ms: Option<u32>,
         pub now_ns: u64,
+        pub http_calls: Vec<(String, Vec<u8>, u32)>,
     }
 
     thread_local! {
@@ -583,6 +619,32 @@ pub mod mock_host {
 
     pub unsafe fn proxy_continue_stream(stream: StreamType) -> u32 {
         HOST.with(|h| h.borrow_mut().continued.push(stream));
+        Status::Ok as u32
+    }
+
+    #[allow(clippy::too_many_arguments)] // the ABI's signature
+    pub unsafe fn proxy_http_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        _body: *const u8,
+        _body_size: usize,
+        _trailers: *const u8,
+        _trailers_size: usize,
+        timeout_ms: u32,
+        token: *mut u32,
+    ) -> u32 {
+        // SAFETY: live buffers and an out-parameter from the guest.
+        let call = unsafe {
+            *token = 1;
+            (
+                text(upstream, upstream_size),
+                std::slice::from_raw_parts(headers, headers_size).to_vec(),
+                timeout_ms,
+            )
+        };
+        HOST.with(|h| h.borrow_mut().http_calls.push(call));
         Status::Ok as u32
     }
 

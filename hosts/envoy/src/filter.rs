@@ -22,11 +22,10 @@ use secure_headers::{
 };
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// How long the filter waits for a document it fetches before letting the request go to the upstream itself
 /// (Envoy's default route timeout).
-const DOCUMENT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+const DOCUMENT_FETCH_TIMEOUT_MS: u32 = 15_000;
 /// Envoy's name for the reply made from a fetched document (%RESPONSE_CODE_DETAILS% in the access log).
 const DOCUMENT_REPLY_DETAILS: &str = "secure_headers_hashed_document";
 
@@ -284,8 +283,7 @@ impl SecureHeaders {
             .zip(request.text_pairs())
             .is_some_and(|(cluster, pairs)| {
                 let headers = fetch_headers(pairs.into_iter());
-                self.dispatch_http_call(&cluster, headers, None, vec![], DOCUMENT_FETCH_TIMEOUT)
-                    .is_ok()
+                abi::dispatch_get(&cluster, &headers, DOCUMENT_FETCH_TIMEOUT_MS)
             });
         if !dispatched {
             self.count(Fallback::FetchFailed.counter());
@@ -519,7 +517,191 @@ impl Context for SecureHeaders {
 mod tests {
     use super::*;
     use crate::abi::encode_map;
-    use crate::abi::mock_host::with_host;
+    use crate::abi::mock_host::{with_host, MockHost};
+    use proxy_wasm::types::StreamType;
+
+    const HASHING: &str =
+        r#"{"presets": ["immich"], "inline_script_hashes": {"max_body_bytes": 1024}}"#;
+    const PAGE: &[u8] = b"<!doctype html><meta charset=utf-8><script>boot()</script>";
+    // sha256 of "boot()" (tests/inline_script_hashes.rs).
+    const BOOT: &str = "'sha256-MeZS89WlF0u+o0hCvHTBt4q1WHU+U+sJKgbdRUc36mY='";
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn loaded(path: Option<DocumentPath>) -> Rc<Loaded> {
+        let policy = Policy::parse(HASHING.as_bytes()).unwrap();
+        let documents = DocumentPaths::new();
+        if path == Some(DocumentPath::InStream) {
+            documents.start_probe(1, RequestFacts::default(), 0);
+            documents.body_arrived(1);
+        }
+        Rc::new(Loaded {
+            telemetry: RefCell::new(Telemetry::for_policy(&policy, define_envoy_counter)),
+            policy,
+            documents,
+        })
+    }
+
+    fn stream(loaded: &Rc<Loaded>, context_id: u32) -> SecureHeaders {
+        SecureHeaders {
+            loaded: Rc::clone(loaded),
+            context_id,
+            facts: None,
+            collecting: false,
+            answered: false,
+            document: false,
+            holding: None,
+            probing: false,
+        }
+    }
+
+    fn document_exchange(host: &mut MockHost) {
+        host.request_headers = pairs(&[
+            (":authority", "photos.example"),
+            (":path", "/"),
+            (":method", "GET"),
+            (":scheme", "https"),
+            ("accept-encoding", "gzip"),
+            ("if-none-match", "\"v1\""),
+        ]);
+        host.response_headers = pairs(&[(":status", "200"), ("content-type", "text/html")]);
+        host.response_body = PAGE.to_vec();
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn counted(host: &MockHost, name: &str) -> i64 {
+        host.metrics
+            .iter()
+            .filter(|(_, n, _)| n == &format!("secure_headers.{name}"))
+            .map(|(_, _, value)| *value)
+            .sum()
+    }
+
+    #[test]
+    fn in_stream_the_headers_wait_for_the_body_then_carry_its_hashes() {
+        let (actions, host) = with_host(document_exchange, || {
+            let loaded = loaded(Some(DocumentPath::InStream));
+            let mut s = stream(&loaded, 2);
+            [
+                s.on_http_request_headers(6, true),
+                s.on_http_response_headers(2, false),
+                s.on_http_response_body(10, false),
+                s.on_http_response_body(PAGE.len(), true),
+            ]
+        });
+        assert_eq!(
+            actions,
+            [
+                Action::Continue,
+                Action::Pause,
+                Action::Pause,
+                Action::Continue
+            ]
+        );
+        assert_eq!(
+            header(&host.request_headers, "accept-encoding"),
+            Some("identity")
+        );
+        assert_eq!(header(&host.request_headers, "if-none-match"), None);
+        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains(BOOT) && !csp.contains("script-src 'self' 'unsafe-inline'"),
+            "{csp}"
+        );
+        assert_eq!(counted(&host, "inline_scripts.documents_hashed"), 1);
+        assert!(
+            host.continued.is_empty(),
+            "the filter never resumed it: Envoy did"
+        );
+    }
+
+    #[test]
+    fn in_stream_a_body_over_the_cap_goes_on_with_the_static_csp() {
+        let (actions, host) = with_host(document_exchange, || {
+            let loaded = loaded(Some(DocumentPath::InStream));
+            let mut s = stream(&loaded, 2);
+            s.on_http_request_headers(6, true);
+            [
+                s.on_http_response_headers(2, false),
+                s.on_http_response_body(1025, false),
+                s.on_http_response_body(2000, true),
+            ]
+        });
+        assert_eq!(actions, [Action::Pause, Action::Continue, Action::Continue]);
+        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert_eq!(counted(&host, "inline_scripts.fallback.too_large"), 1);
+    }
+
+    #[test]
+    fn a_probe_whose_body_never_comes_learns_the_fetch_path_and_goes_on() {
+        let (held, host) = with_host(document_exchange, || {
+            let loaded = loaded(None);
+            let mut s = stream(&loaded, 5);
+            s.on_http_request_headers(6, true);
+            let held = s.on_http_response_headers(2, false);
+            crate::abi::mock_host::HOST.with(|h| h.borrow_mut().now_ns = PROBE_WAIT_NS);
+            let mut root = PolicyRoot {
+                loaded: Some(Rc::clone(&loaded)),
+            };
+            root.on_tick();
+            // The body the host hands over after the headers went on: passed, nothing written twice.
+            assert_eq!(s.on_http_response_body(PAGE.len(), true), Action::Continue);
+            (held, loaded.documents.path())
+        });
+        assert_eq!(held, (Action::Pause, DocumentPath::Fetch));
+        assert_eq!(host.effective_context, Some(5));
+        assert_eq!(host.continued, vec![StreamType::HttpResponse]);
+        assert_eq!(
+            host.tick_period_ms,
+            Some(0),
+            "the timer stops with the probe"
+        );
+        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert_eq!(counted(&host, "inline_scripts.fallback.not_held"), 1);
+        assert_eq!(counted(&host, "inline_scripts.documents_hashed"), 0);
+    }
+
+    #[test]
+    fn a_probe_whose_body_comes_learns_in_stream() {
+        let (path, host) = with_host(document_exchange, || {
+            let loaded = loaded(None);
+            let mut s = stream(&loaded, 5);
+            s.on_http_request_headers(6, true);
+            assert_eq!(s.on_http_response_headers(2, false), Action::Pause);
+            assert_eq!(s.on_http_response_body(PAGE.len(), true), Action::Continue);
+            loaded.documents.path()
+        });
+        assert_eq!(path, DocumentPath::InStream);
+        assert_eq!(host.tick_period_ms, Some(PROBE_TICK_MS));
+        assert!(header(&host.response_headers, "content-security-policy")
+            .is_some_and(|csp| csp.contains(BOOT)));
+    }
+
+    #[test]
+    fn a_probe_whose_client_leaves_frees_the_next_document_to_probe() {
+        let loaded = loaded(None);
+        with_host(document_exchange, || {
+            let mut s = stream(&loaded, 5);
+            s.on_http_request_headers(6, true);
+            s.on_http_response_headers(2, false);
+            assert!(loaded.documents.probing());
+            drop(s);
+            assert!(!loaded.documents.probing());
+        });
+        assert_eq!(loaded.documents.path(), DocumentPath::Unknown);
+    }
 
     #[test]
     fn the_collectors_replies_are_the_engines() {

@@ -47,7 +47,7 @@ pub use error::ConfigError;
 pub use host::{RequestView, ResponseHeaders};
 pub use identity::load_identity;
 pub use in_memory::{InMemoryRequest, InMemoryResponse};
-pub use inline_script_hashes::document::DocumentHold;
+pub use inline_script_hashes::document::{DocumentHold, HoldLimits};
 pub use inline_script_hashes::fetched_document::{fetch_headers, fetched_response, reply_headers};
 pub use inline_script_hashes::hashed_csp::{Fallback, DOCUMENT_REQUEST_EDITS};
 pub use inline_script_hashes::{script_hashes, Unhashable};

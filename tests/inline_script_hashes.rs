@@ -4,7 +4,7 @@
 mod common;
 
 use common::{get, policy, Counts, Response, ResponseValues};
-use secure_headers::{DocumentHold, Fallback, Policy};
+use secure_headers::{DocumentHold, Fallback, HoldLimits, Policy};
 
 const TWO_SCRIPTS: &[u8] =
     b"<!doctype html><script>theme()</script><div><script>boot()</script></div>";
@@ -209,7 +209,11 @@ fn only_a_2xx_html_response_under_a_hashing_rule_has_its_body_read() {
 fn a_document_is_held_only_when_its_body_can_be_hashed() {
     let hold = |p: &Policy, status: u16, headers: &[(&'static str, &'static [u8])]| {
         let facts = p.inspect_request(&mut get("h", "/", "https"));
-        p.document_hold(&facts, &mut Response::new(status, headers))
+        let unlimited = HoldLimits {
+            declared_length: usize::MAX,
+            unknown_length: usize::MAX,
+        };
+        p.document_hold(&facts, &mut Response::new(status, headers), unlimited)
     };
     let small =
         policy(r#"{"presets": ["immich"], "inline_script_hashes": {"max_body_bytes": 1024}}"#);
@@ -254,6 +258,24 @@ fn a_document_is_held_only_when_its_body_can_be_hashed() {
         hold(&policy(r#"{"presets": ["immich"]}"#), 200, &[HTML]),
         DocumentHold::No
     );
+    // Below the rule's cap, the host's own limits hold: one for a declared length, one for a chunked body.
+    let facts = small.inspect_request(&mut get("h", "/", "https"));
+    let limits = HoldLimits {
+        declared_length: 512,
+        unknown_length: 256,
+    };
+    let limited = |headers: &[(&'static str, &'static [u8])]| {
+        small.document_hold(&facts, &mut Response::new(200, headers), limits)
+    };
+    assert_eq!(
+        limited(&[HTML, ("content-length", b"512")]),
+        DocumentHold::Read { max_bytes: 512 }
+    );
+    assert_eq!(
+        limited(&[HTML, ("content-length", b"513")]),
+        DocumentHold::Unhashed(Fallback::TooLarge)
+    );
+    assert_eq!(limited(&[HTML]), DocumentHold::Read { max_bytes: 256 });
     let observing =
         policy(r#"{"presets": ["immich"], "mode": "observe", "inline_script_hashes": {}}"#);
     assert_eq!(hold(&observing, 200, &[HTML]), DocumentHold::No);

@@ -11,7 +11,7 @@ pub mod request_facts;
 
 use crate::config::policy::Policy;
 use crate::host::{RequestView, ResponseHeaders};
-use crate::inline_script_hashes::document::{self, DocumentHold};
+use crate::inline_script_hashes::document::{self, DocumentHold, HoldLimits};
 use crate::inline_script_hashes::hashed_csp::Fallback;
 use crate::telemetry::Metrics;
 use delivery::Delivery;
@@ -69,14 +69,15 @@ impl Policy {
         document::wants_response_body(self, facts, response)
     }
 
-    /// For a host that can hold the response headers while it reads the body: whether to hold this one, and
-    /// how many bytes of body at most (decided from the headers, before anything is written).
+    /// For a host that can hold the response headers while it reads the body (within `limits`): whether to hold
+    /// this one, and how many bytes of body at most (decided from the headers, before anything is written).
     pub fn document_hold(
         &self,
         facts: &RequestFacts,
         response: &mut impl ResponseHeaders,
+        limits: HoldLimits,
     ) -> DocumentHold {
-        document::document_hold(self, facts, response)
+        document::document_hold(self, facts, response, limits)
     }
 
     /// `apply_response` for a document a hashing rule could not hash: the static CSP, `fallback` counted.

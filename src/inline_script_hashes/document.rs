@@ -15,13 +15,21 @@ use crate::inline_script_hashes::hashed_csp::{
 };
 use crate::telemetry::Metrics;
 
+/// The most body a host can hold: with a Content-Length the body can never grow past it; without one (chunked),
+/// a host whose buffer has a hard limit must stop holding well before it, since the next read may be large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldLimits {
+    pub declared_length: usize,
+    pub unknown_length: usize,
+}
+
 /// What a host that holds the response headers while it reads the body does with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentHold {
     /// Not a document the matching rule hashes: `apply_response` now.
     No,
-    /// Hold the headers and read the body, at most `max_bytes` of it, then `apply_document`; past the cap,
-    /// `apply_unhashed_document` with `Fallback::TooLarge`.
+    /// Hold the headers and read the body, at most `max_bytes` of it (the rule's cap, or the host's limit if
+    /// lower), then `apply_document`; past it, `apply_unhashed_document` with `Fallback::TooLarge`.
     Read { max_bytes: usize },
     /// A document whose body cannot be hashed, known from its headers alone: `apply_unhashed_document` now,
     /// without holding a byte.
@@ -51,10 +59,12 @@ pub fn wants_response_body(
 
 /// Whether to hold this response's body, decided from its headers before anything is written: the rule that
 /// matches hashes, the response is a 2xx HTML document, and nothing in its headers already rules hashing out.
+/// `limits` is the most body the host can hold (the rule's `max_body_bytes` applies below it).
 pub fn document_hold(
     policy: &Policy,
     facts: &RequestFacts,
     response: &mut impl ResponseHeaders,
+    limits: HoldLimits,
 ) -> DocumentHold {
     let Some(hashing) = matching_hashing(policy, facts, response) else {
         return DocumentHold::No;
@@ -68,12 +78,16 @@ pub fn document_hold(
     let declared_length = response
         .header("content-length")
         .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
-    if declared_length.is_some_and(|length| length > hashing.1.max_body_bytes) {
+    let host_limit = if declared_length.is_some() {
+        limits.declared_length
+    } else {
+        limits.unknown_length
+    };
+    let max_bytes = hashing.1.max_body_bytes.min(host_limit);
+    if declared_length.is_some_and(|length| length > max_bytes) {
         return DocumentHold::Unhashed(Fallback::TooLarge);
     }
-    DocumentHold::Read {
-        max_bytes: hashing.1.max_body_bytes,
-    }
+    DocumentHold::Read { max_bytes }
 }
 
 /// `apply_response` for a document that a hashing rule could not hash: the static CSP, and `fallback` counted.

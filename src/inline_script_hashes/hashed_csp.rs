@@ -58,6 +58,8 @@ pub enum Fallback {
     /// Envoy only: the document's headers went on without waiting for its body (the probe that learns whether
     /// Envoy lets a filter hold them, or another document while that probe is in flight).
     NotHeld,
+    /// Envoy only: the held body could not be read back from the host whole.
+    BodyUnread,
 }
 
 impl Fallback {
@@ -73,10 +75,11 @@ impl Fallback {
             Fallback::UpstreamCsp => "inline_scripts.fallback.upstream_csp",
             Fallback::FetchFailed => "inline_scripts.fallback.fetch_failed",
             Fallback::NotHeld => "inline_scripts.fallback.not_held",
+            Fallback::BodyUnread => "inline_scripts.fallback.body_unread",
         }
     }
 
-    pub const ALL: [Fallback; 10] = [
+    pub const ALL: [Fallback; 11] = [
         Fallback::TooLarge,
         Fallback::TooManyScripts,
         Fallback::NotUtf8,
@@ -87,6 +90,7 @@ impl Fallback {
         Fallback::UpstreamCsp,
         Fallback::FetchFailed,
         Fallback::NotHeld,
+        Fallback::BodyUnread,
     ];
 }
 

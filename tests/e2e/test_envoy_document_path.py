@@ -48,8 +48,8 @@ def hashes() -> set[str]:
 
 
 class CountingUpstream(BaseHTTPRequestHandler):
-    """/doc, shaped by its query: size=N, status=404|304, chunked=1, gzip=1 (whatever Accept-Encoding says),
-    stall=1 (half the body, a pause, the rest). Every request is recorded with its method and headers."""
+    """/doc, shaped by its query: size=N, status=404|304, chunked=1 (in three chunks, or onechunk=1),
+    gzip=1 (whatever Accept-Encoding says), stall=1 (half the body, a pause, the rest). Every request is recorded with its method and headers."""
 
     protocol_version = "HTTP/1.1"
     seen: list[tuple[str, str, dict[str, str]]] = []
@@ -87,7 +87,8 @@ class CountingUpstream(BaseHTTPRequestHandler):
             return
         if chunked:
             third = max(1, len(body) // 3)
-            for part in (body[:third], body[third:2 * third], body[2 * third:]):
+            parts = [body] if query.get("onechunk") else [body[:third], body[third:2 * third], body[2 * third:]]
+            for part in parts:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
@@ -269,5 +270,34 @@ def test_the_first_held_document_tells_the_path_and_loses_nothing(upstream, path
                        for line in lines)
             second = request_document(server, f"/doc?tag={tag}-2")
             assert script_src(second.one("content-security-policy")) >= hashes(), "then the fetch path hashes"
+    finally:
+        server.stop()
+
+
+LARGE_CAP = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
+                                   "inline_script_hashes": {"max_body_bytes": 4 << 20}}]})
+# (query, hashed): a rule whose cap (4 MiB) is above Envoy's buffer limit (1 MiB by default). In-stream the filter
+# holds at most 960 KiB of a declared length and 256 KiB of a chunked body: past that Envoy itself would answer 500.
+BEYOND_THE_BUFFER = {
+    "declared, under the limit": ("size=900000", True),
+    "declared, over the limit": ("size=2000000", False),
+    "chunked, small": ("size=200000&chunked=1", True),
+    "chunked, in three reads": ("size=2000000&chunked=1", False),
+    "chunked, in one read": ("size=2000000&chunked=1&onechunk=1", False),
+    "chunked, 5 MB": ("size=5000000&chunked=1", False),
+}
+
+
+def test_a_cap_above_envoys_buffer_limit_never_turns_a_document_into_a_500(upstream):
+    server = Envoy(LARGE_CAP, upstream).start()
+    try:
+        for shape, (query, hashed) in BEYOND_THE_BUFFER.items():
+            reply = request_document(server, f"/doc?tag=beyond-{len(shape)}-{shape[:8]}&{query}")
+            size = int(query.split("size=")[1].split("&")[0])
+            assert reply.status == 200, (shape, reply.status, reply.body[:100])
+            assert reply.body == page(size), shape
+            csp = reply.one("content-security-policy")
+            assert (script_src(csp) >= hashes()) if hashed else (STATIC in csp), (shape, csp)
+        assert counter(server, "inline_scripts.fallback.too_large") == sum(not h for _, h in BEYOND_THE_BUFFER.values())
     finally:
         server.stop()

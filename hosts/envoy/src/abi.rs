@@ -68,18 +68,6 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
-    fn proxy_http_call(
-        upstream: *const u8,
-        upstream_size: usize,
-        headers: *const u8,
-        headers_size: usize,
-        body: *const u8,
-        body_size: usize,
-        trailers: *const u8,
-        trailers_size: usize,
-        timeout_ms: u32,
-        token: *mut u32,
-    ) -> u32;
 }
 
 #[cfg(test)]
@@ -258,29 +246,6 @@ pub fn now_ns() -> u64 {
     } else {
         0
     }
-}
-
-/// Sends a bodiless request with `headers` (pseudo-headers among them) to `cluster`; true when it is under way
-/// (the answer then comes to `on_http_call_response`).
-pub fn dispatch_get(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> bool {
-    let map = encode_map(headers);
-    let mut token = 0u32;
-    // SAFETY: the host copies the cluster name and the serialized map from live buffers and writes one u32.
-    let status = unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            map.as_ptr(),
-            map.len(),
-            std::ptr::null(),
-            0,
-            std::ptr::null(),
-            0,
-            timeout_ms,
-            &mut token,
-        )
-    };
-    status == OK
 }
 
 /// Answers the request from the filter; the upstream never sees it. `details` names the reply in Envoy's
@@ -622,8 +587,11 @@ pub mod mock_host {
         Status::Ok as u32
     }
 
+    /// The SDK's own import, which `dispatch_http_call` calls (the SDK keeps the token to route the answer
+    /// back to the stream, so the adapter goes through it): defined here for the native test binary's linker.
+    #[no_mangle]
     #[allow(clippy::too_many_arguments)] // the ABI's signature
-    pub unsafe fn proxy_http_call(
+    pub unsafe extern "C" fn proxy_http_call(
         upstream: *const u8,
         upstream_size: usize,
         headers: *const u8,

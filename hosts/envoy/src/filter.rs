@@ -17,15 +17,25 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use secure_headers::{
     fetch_headers, fetched_response, is_document_navigation, load_identity, reply_headers,
-    Admission, CollectorReply, Delivery, DocumentHold, Fallback, Metrics, Policy, Rejection,
-    RequestFacts, RequestView, Telemetry, DOCUMENT_REQUEST_EDITS,
+    Admission, CollectorReply, Delivery, DocumentHold, Fallback, HoldLimits, Metrics, Policy,
+    Rejection, RequestFacts, RequestView, Telemetry, DOCUMENT_REQUEST_EDITS,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// How long the filter waits for a document it fetches before letting the request go to the upstream itself
 /// (Envoy's default route timeout).
-const DOCUMENT_FETCH_TIMEOUT_MS: u32 = 15_000;
+const DOCUMENT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most body an in-stream document may hold, whatever the rule's `max_body_bytes`. Envoy answers 500 itself
+/// when a held body passes the stream's buffer limit (the listener's `per_connection_buffer_limit_bytes`, 1 MiB
+/// by default), and it checks each read against it before the filter sees that read. A declared length is held
+/// up to 64 KiB short of the default limit; a chunked body only up to a quarter of it, so that a read of up to
+/// 768 KiB still fits (the filter lets the document go on, with the static CSP, once it passes the limit).
+const HOLD_LIMITS: HoldLimits = HoldLimits {
+    declared_length: (1 << 20) - (64 << 10),
+    unknown_length: 256 << 10,
+};
 /// Envoy's name for the reply made from a fetched document (%RESPONSE_CODE_DETAILS% in the access log).
 const DOCUMENT_REPLY_DETAILS: &str = "secure_headers_hashed_document";
 
@@ -246,31 +256,41 @@ impl SecureHeaders {
             DocumentPath::Fetch => false,
         };
         if hold {
+            // document_hold kept max_bytes within HOLD_LIMITS, which fit a u32.
             self.holding = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
         }
         hold
     }
 
-    /// The held document is complete (or ends in trailers): hash what was buffered, then let it go on.
-    fn finish_document(&mut self, max_bytes: u32) {
+    /// The held document is complete (or ends in trailers): hash what was buffered, then let it go on. `size` is
+    /// what the host said it buffered (None after trailers, where it does not say); a read that returns
+    /// anything else is a host error, and the document gets the static CSP.
+    fn finish_document(&mut self, max_bytes: u32, size: Option<usize>) {
         self.holding = None;
         let facts = self.facts();
         let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let body = abi::response_body(cap.saturating_add(1));
+        let unhashed = if body.len() > cap {
+            Some(Fallback::TooLarge)
+        } else if size.is_some_and(|size| size != body.len()) {
+            Some(Fallback::BodyUnread)
+        } else {
+            None
+        };
         let loaded = &self.loaded;
         loaded.with_metrics(|metrics| {
             let response = &mut EnvoyResponse::read();
-            if body.len() > cap {
-                loaded.policy.apply_unhashed_document(
-                    &facts,
-                    response,
-                    Fallback::TooLarge,
-                    metrics,
-                );
-            } else {
-                loaded
-                    .policy
-                    .apply_document(&facts, response, &body, metrics);
+            match unhashed {
+                Some(fallback) => {
+                    loaded
+                        .policy
+                        .apply_unhashed_document(&facts, response, fallback, metrics);
+                }
+                None => {
+                    loaded
+                        .policy
+                        .apply_document(&facts, response, &body, metrics);
+                }
             }
         });
     }
@@ -283,7 +303,9 @@ impl SecureHeaders {
             .zip(request.text_pairs())
             .is_some_and(|(cluster, pairs)| {
                 let headers = fetch_headers(pairs.into_iter());
-                abi::dispatch_get(&cluster, &headers, DOCUMENT_FETCH_TIMEOUT_MS)
+                // The SDK's call, not a raw one: the SDK routes the answer back by the token it keeps.
+                self.dispatch_http_call(&cluster, headers, None, vec![], DOCUMENT_FETCH_TIMEOUT)
+                    .is_ok()
             });
         if !dispatched {
             self.count(Fallback::FetchFailed.counter());
@@ -401,7 +423,9 @@ impl HttpContext for SecureHeaders {
         let facts = self.facts();
         let mut response = EnvoyResponse::read();
         let hold = if self.document && !end_of_stream {
-            self.loaded.policy.document_hold(&facts, &mut response)
+            self.loaded
+                .policy
+                .document_hold(&facts, &mut response, HOLD_LIMITS)
         } else {
             DocumentHold::No
         };
@@ -461,13 +485,13 @@ impl HttpContext for SecureHeaders {
             // Envoy buffers the body until the filter continues.
             return Action::Pause;
         }
-        self.finish_document(max_bytes);
+        self.finish_document(max_bytes, Some(body_size));
         Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         if let Some(max_bytes) = self.holding.filter(|_| !self.probing) {
-            self.finish_document(max_bytes);
+            self.finish_document(max_bytes, None);
         }
         Action::Continue
     }
@@ -644,6 +668,21 @@ mod tests {
     }
 
     #[test]
+    fn in_stream_a_body_the_host_hands_back_short_gets_the_static_csp() {
+        let (action, host) = with_host(document_exchange, || {
+            let loaded = loaded(Some(DocumentPath::InStream));
+            let mut s = stream(&loaded, 2);
+            s.on_http_request_headers(6, true);
+            s.on_http_response_headers(2, false);
+            s.on_http_response_body(PAGE.len() + 1, true)
+        });
+        assert_eq!(action, Action::Continue);
+        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert_eq!(counted(&host, "inline_scripts.fallback.body_unread"), 1);
+    }
+
+    #[test]
     fn a_probe_whose_body_never_comes_learns_the_fetch_path_and_goes_on() {
         let (held, host) = with_host(document_exchange, || {
             let loaded = loaded(None);
@@ -687,6 +726,40 @@ mod tests {
         assert_eq!(host.tick_period_ms, Some(PROBE_TICK_MS));
         assert!(header(&host.response_headers, "content-security-policy")
             .is_some_and(|csp| csp.contains(BOOT)));
+    }
+
+    #[test]
+    fn on_the_fetch_path_a_navigation_is_fetched_and_its_request_waits() {
+        let (action, host) = with_host(
+            |host| {
+                document_exchange(host);
+                host.request_headers
+                    .push(("sec-fetch-dest".into(), "document".into()));
+                host.properties
+                    .push((b"xds\0cluster_name\0".to_vec(), b"immich".to_vec()));
+            },
+            || {
+                let loaded = loaded(None);
+                loaded.documents.start_probe(1, RequestFacts::default(), 0);
+                loaded.documents.expired_probe(PROBE_WAIT_NS);
+                stream(&loaded, 2).on_http_request_headers(7, true)
+            },
+        );
+        assert_eq!(action, Action::Pause);
+        let [(cluster, headers, timeout)] = host.http_calls.as_slice() else {
+            panic!("one fetch: {:?}", host.http_calls)
+        };
+        assert_eq!((cluster.as_str(), *timeout), ("immich", 15_000));
+        let sent: Vec<(&[u8], &[u8])> = crate::abi::map_pairs(headers)
+            .map(|(_, n, v)| (n, v))
+            .collect();
+        assert!(sent.contains(&(&b"accept-encoding"[..], &b"identity"[..])));
+        assert!(!sent.iter().any(|(n, _)| *n == b"if-none-match"));
+        assert_eq!(
+            header(&host.request_headers, "accept-encoding"),
+            Some("gzip"),
+            "the browser's own request is not edited: it is answered from the fetch"
+        );
     }
 
     #[test]

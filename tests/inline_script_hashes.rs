@@ -303,3 +303,39 @@ fn an_unhashed_document_gets_the_static_csp_and_its_reason_counted() {
     );
     assert_eq!(counts.get("inline_scripts.fallback.not_held"), 0);
 }
+
+/// One policy serving documents in turn: the rule remembers its last document, and must answer each one exactly
+/// as a policy that never saw another would (the same bytes under another Content-Type or scheme included).
+#[test]
+fn a_remembered_document_answers_only_for_the_same_bytes_and_type() {
+    let shared = hashing();
+    let csp = |p: &Policy, content_type: &'static [u8], body: &[u8], scheme: &str| {
+        let mut response = Response::new(200, &[("content-type", content_type)]);
+        let facts = p.inspect_request(&mut get("h", "/", scheme));
+        let mut counts = Counts::default();
+        p.apply_document(&facts, &mut response, body, &mut counts);
+        (response.one("content-security-policy").unwrap(), counts)
+    };
+    let utf8 = &b"text/html; charset=utf-8"[..];
+    let latin1 = &b"text/html; charset=iso-8859-1"[..];
+    let documents: [&[u8]; 3] = [
+        b"<!doctype html><script>theme()</script>",
+        b"<!doctype html><script>boot()</script>",
+        b"<!doctype html><script>boot()</script><script>theme()</script>",
+    ];
+    for round in 0..2 {
+        for body in documents {
+            for content_type in [utf8, utf8, latin1, utf8] {
+                for scheme in ["https", "http", "https"] {
+                    let (remembered, counts) = csp(&shared, content_type, body, scheme);
+                    let (fresh, fresh_counts) = csp(&hashing(), content_type, body, scheme);
+                    assert_eq!(
+                        remembered, fresh,
+                        "round {round} {body:?} {content_type:?} {scheme}"
+                    );
+                    assert_eq!(counts.0, fresh_counts.0, "the same counters move");
+                }
+            }
+        }
+    }
+}

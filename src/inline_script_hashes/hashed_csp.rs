@@ -1,6 +1,7 @@
 //! A rule's `inline_script_hashes`: the CSP it sends for an HTML document, with the sha256 of each inline script
 //! the document runs in place of `'unsafe-inline'`, or the reason it falls back to the rule's static CSP.
 
+use crate::inline_script_hashes::last_document::LastDocument;
 use crate::inline_script_hashes::{script_hashes, Unhashable};
 
 /// Default cap on inline scripts per document (Immich sends 2).
@@ -38,6 +39,8 @@ pub struct InlineScriptHashes {
     pub http: Vec<Box<str>>,
     pub max_scripts: usize,
     pub max_body_bytes: usize,
+    /// The last document this rule hashed (an unchanged document is compared, not scanned again).
+    pub last_document: LastDocument,
 }
 
 /// Why a document got the static CSP.
@@ -122,9 +125,14 @@ impl InlineScriptHashes {
         if body.len() > self.max_body_bytes {
             return Err(Fallback::TooLarge);
         }
-        let hashes = script_hashes(body, content_type, self.max_scripts)?;
-        let sources: String = hashes.iter().map(|h| format!(" {h}")).collect();
+        let (sources, scripts) = self.last_document.sources(body, content_type, || {
+            let hashes = script_hashes(body, content_type, self.max_scripts)?;
+            Ok((
+                hashes.iter().map(|h| format!(" {h}")).collect(),
+                hashes.len(),
+            ))
+        })?;
         let pieces = if https { &self.https } else { &self.http };
-        Ok((pieces.join(sources.as_str()), hashes.len()))
+        Ok((pieces.join(sources.as_str()), scripts))
     }
 }

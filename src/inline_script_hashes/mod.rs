@@ -24,6 +24,7 @@ pub mod document;
 mod encoding;
 pub mod fetched_document;
 pub mod hashed_csp;
+mod last_document;
 mod scan;
 mod script_element;
 mod start_tag;

@@ -129,6 +129,7 @@ pub fn compile(
             hashed_csp::DEFAULT_MAX_BODY_BYTES,
             1024..=hashed_csp::MAX_BODY_BYTES_LIMIT,
         )?,
+        last_document: Default::default(),
     }))
 }
 

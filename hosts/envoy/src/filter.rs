@@ -64,6 +64,14 @@ impl Loaded {
             f(&mut EnvoyMetrics(&mut telemetry.counters));
         }
     }
+
+    /// A document a hashing rule could not hash: the rule's static CSP, and why counted.
+    fn apply_unhashed(&self, facts: &RequestFacts, response: &mut EnvoyResponse, why: Fallback) {
+        self.with_metrics(|metrics| {
+            self.policy
+                .apply_unhashed_document(facts, response, why, metrics);
+        });
+    }
 }
 
 /// The load-time line of a policy that hashes documents: which path, and how it is learned.
@@ -180,14 +188,7 @@ impl RootContext for PolicyRoot {
                 PROBE_WAIT_NS / 1_000_000
             );
             if abi::act_on_stream(probe.context_id) {
-                loaded.with_metrics(|metrics| {
-                    loaded.policy.apply_unhashed_document(
-                        &probe.facts,
-                        &mut EnvoyResponse::read(),
-                        Fallback::NotHeld,
-                        metrics,
-                    );
-                });
+                loaded.apply_unhashed(&probe.facts, &mut EnvoyResponse::read(), Fallback::NotHeld);
                 abi::continue_response();
             }
         }
@@ -270,29 +271,19 @@ impl SecureHeaders {
         let facts = self.facts();
         let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let body = abi::response_body(cap.saturating_add(1));
-        let unhashed = if body.len() > cap {
-            Some(Fallback::TooLarge)
-        } else if size.is_some_and(|size| size != body.len()) {
-            Some(Fallback::BodyUnread)
-        } else {
-            None
-        };
+        let response = &mut EnvoyResponse::read();
         let loaded = &self.loaded;
-        loaded.with_metrics(|metrics| {
-            let response = &mut EnvoyResponse::read();
-            match unhashed {
-                Some(fallback) => {
-                    loaded
-                        .policy
-                        .apply_unhashed_document(&facts, response, fallback, metrics);
-                }
-                None => {
-                    loaded
-                        .policy
-                        .apply_document(&facts, response, &body, metrics);
-                }
-            }
-        });
+        if body.len() > cap {
+            loaded.apply_unhashed(&facts, response, Fallback::TooLarge);
+        } else if size.is_some_and(|size| size != body.len()) {
+            loaded.apply_unhashed(&facts, response, Fallback::BodyUnread);
+        } else {
+            loaded.with_metrics(|metrics| {
+                loaded
+                    .policy
+                    .apply_document(&facts, response, &body, metrics);
+            });
+        }
     }
 
     /// Sends the document request to the route's cluster from the filter; true when the call is under way
@@ -430,19 +421,18 @@ impl HttpContext for SecureHeaders {
             DocumentHold::No
         };
         let loaded = Rc::clone(&self.loaded);
-        let policy = &loaded.policy;
         match hold {
             DocumentHold::Read { max_bytes } if self.hold(max_bytes, facts) => {
                 return Action::Pause
             }
-            DocumentHold::Read { .. } => loaded.with_metrics(|metrics| {
-                policy.apply_unhashed_document(&facts, &mut response, Fallback::NotHeld, metrics);
-            }),
-            DocumentHold::Unhashed(fallback) => loaded.with_metrics(|metrics| {
-                policy.apply_unhashed_document(&facts, &mut response, fallback, metrics);
-            }),
+            DocumentHold::Read { .. } => {
+                loaded.apply_unhashed(&facts, &mut response, Fallback::NotHeld);
+            }
+            DocumentHold::Unhashed(fallback) => {
+                loaded.apply_unhashed(&facts, &mut response, fallback)
+            }
             DocumentHold::No => loaded.with_metrics(|metrics| {
-                policy.apply_response(&facts, &mut response, metrics);
+                loaded.policy.apply_response(&facts, &mut response, metrics);
             }),
         }
         #[cfg(feature = "alloc-count")]
@@ -468,17 +458,11 @@ impl HttpContext for SecureHeaders {
             }
         }
         if u32::try_from(body_size).map_or(true, |size| size > max_bytes) {
+            // Past the cap: the document goes on now, with the static CSP.
             self.holding = None;
             let facts = self.facts();
-            let loaded = &self.loaded;
-            loaded.with_metrics(|metrics| {
-                loaded.policy.apply_unhashed_document(
-                    &facts,
-                    &mut EnvoyResponse::read(),
-                    Fallback::TooLarge,
-                    metrics,
-                );
-            });
+            self.loaded
+                .apply_unhashed(&facts, &mut EnvoyResponse::read(), Fallback::TooLarge);
             return Action::Continue;
         }
         if !end_of_stream {
@@ -583,6 +567,12 @@ mod tests {
         }
     }
 
+    /// The document's request, then its response headers: what the filter answered to the latter.
+    fn document_headers(s: &mut SecureHeaders) -> Action {
+        assert_eq!(s.on_http_request_headers(6, true), Action::Continue);
+        s.on_http_response_headers(2, false)
+    }
+
     fn document_exchange(host: &mut MockHost) {
         host.request_headers = pairs(&[
             (":authority", "photos.example"),
@@ -601,6 +591,12 @@ mod tests {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The response carries the rule's static CSP (the immich preset's, with 'unsafe-inline' for scripts).
+    fn sent_static_csp(host: &MockHost) -> bool {
+        header(&host.response_headers, "content-security-policy")
+            .is_some_and(|csp| csp.contains("script-src 'self' 'unsafe-inline'"))
     }
 
     fn counted(host: &MockHost, name: &str) -> i64 {
@@ -654,16 +650,14 @@ mod tests {
         let (actions, host) = with_host(document_exchange, || {
             let loaded = loaded(Some(DocumentPath::InStream));
             let mut s = stream(&loaded, 2);
-            s.on_http_request_headers(6, true);
             [
-                s.on_http_response_headers(2, false),
+                document_headers(&mut s),
                 s.on_http_response_body(1025, false),
                 s.on_http_response_body(2000, true),
             ]
         });
         assert_eq!(actions, [Action::Pause, Action::Continue, Action::Continue]);
-        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
-        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert!(sent_static_csp(&host), "{:?}", host.response_headers);
         assert_eq!(counted(&host, "inline_scripts.fallback.too_large"), 1);
     }
 
@@ -672,13 +666,11 @@ mod tests {
         let (action, host) = with_host(document_exchange, || {
             let loaded = loaded(Some(DocumentPath::InStream));
             let mut s = stream(&loaded, 2);
-            s.on_http_request_headers(6, true);
-            s.on_http_response_headers(2, false);
+            document_headers(&mut s);
             s.on_http_response_body(PAGE.len() + 1, true)
         });
         assert_eq!(action, Action::Continue);
-        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
-        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert!(sent_static_csp(&host), "{:?}", host.response_headers);
         assert_eq!(counted(&host, "inline_scripts.fallback.body_unread"), 1);
     }
 
@@ -687,8 +679,7 @@ mod tests {
         let (held, host) = with_host(document_exchange, || {
             let loaded = loaded(None);
             let mut s = stream(&loaded, 5);
-            s.on_http_request_headers(6, true);
-            let held = s.on_http_response_headers(2, false);
+            let held = document_headers(&mut s);
             crate::abi::mock_host::HOST.with(|h| h.borrow_mut().now_ns = PROBE_WAIT_NS);
             let mut root = PolicyRoot {
                 loaded: Some(Rc::clone(&loaded)),
@@ -706,8 +697,7 @@ mod tests {
             Some(0),
             "the timer stops with the probe"
         );
-        let csp = header(&host.response_headers, "content-security-policy").unwrap_or_default();
-        assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert!(sent_static_csp(&host), "{:?}", host.response_headers);
         assert_eq!(counted(&host, "inline_scripts.fallback.not_held"), 1);
         assert_eq!(counted(&host, "inline_scripts.documents_hashed"), 0);
     }
@@ -717,8 +707,7 @@ mod tests {
         let (path, host) = with_host(document_exchange, || {
             let loaded = loaded(None);
             let mut s = stream(&loaded, 5);
-            s.on_http_request_headers(6, true);
-            assert_eq!(s.on_http_response_headers(2, false), Action::Pause);
+            assert_eq!(document_headers(&mut s), Action::Pause);
             assert_eq!(s.on_http_response_body(PAGE.len(), true), Action::Continue);
             loaded.documents.path()
         });
@@ -767,8 +756,7 @@ mod tests {
         let loaded = loaded(None);
         with_host(document_exchange, || {
             let mut s = stream(&loaded, 5);
-            s.on_http_request_headers(6, true);
-            s.on_http_response_headers(2, false);
+            document_headers(&mut s);
             assert!(loaded.documents.probing());
             drop(s);
             assert!(!loaded.documents.probing());

@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 from secure_headers_harness.envoy import Envoy
 from secure_headers_harness.http_client import request
-from secure_headers_harness.paths import HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as ENVOY_MODULE
+from secure_headers_harness.paths import ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as ENVOY_MODULE
 from secure_headers_harness.traefik import Traefik
 from secure_headers_harness.upstream import Upstream
 
 HOSTS = ["envoy", "traefik"]
+# Envoy with the native dynamic module instead of the Wasm one: a test module runs its `host` tests on it too when
+# it sets ENVOY_DYNAMIC_TOO = True (the tests of the headers themselves: presets, scoping, https/http, browsers).
+ENVOY_DYNAMIC_HOST = "envoy-dynamic"
 # A browser navigation (Traefik holds every GET/HEAD that need not stream, this one among them).
 DOCUMENT = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}
 
@@ -21,6 +24,11 @@ class Proxy:
     def __init__(self, name: str, server: Envoy | Traefik):
         self.name = name
         self.server = server
+
+    @property
+    def is_envoy(self) -> bool:
+        """Envoy, with either build of the filter (Wasm or the native dynamic module)."""
+        return self.name in ("envoy", ENVOY_DYNAMIC_HOST)
 
     @property
     def streamed_lacks_response_decisions(self) -> bool:
@@ -36,7 +44,7 @@ class Proxy:
 
 @pytest.fixture(scope="session")
 def built_modules() -> None:
-    for module in (ENVOY_MODULE, PLUGIN_DIR / "secure_headers.wasm", PLUGIN_DIR / ".traefik.yml"):
+    for module in (ENVOY_MODULE, PLUGIN_DIR / "secure_headers.wasm", PLUGIN_DIR / ".traefik.yml", ENVOY_DYNAMIC):
         if not module.exists():
             pytest.fail(f"{module} is missing: run `make build` (make e2e does it)")
 
@@ -54,7 +62,12 @@ def proxy_for(built_modules, upstream):
 
     def start(host: str, policy: str) -> Proxy:
         if (host, policy) not in running:
-            server = Envoy(policy, upstream.port) if host == "envoy" else Traefik(policy, upstream.port)
+            if host == "envoy":
+                server = Envoy(policy, upstream.port)
+            elif host == ENVOY_DYNAMIC_HOST:
+                server = Envoy(policy, upstream.port, native_module=ENVOY_DYNAMIC)
+            else:
+                server = Traefik(policy, upstream.port)
             running[(host, policy)] = server.start()
         return Proxy(host, running[(host, policy)])
 
@@ -63,6 +76,14 @@ def proxy_for(built_modules, upstream):
         server.stop()
 
 
-@pytest.fixture(params=HOSTS)
-def host(request) -> str:
-    return request.param
+def pytest_generate_tests(metafunc) -> None:
+    """`host`: each of HOSTS, and the Envoy dynamic module where the test module asks for it; a test that
+    parametrizes `host` itself keeps its own list."""
+    if "host" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "host" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return
+    dynamic = [ENVOY_DYNAMIC_HOST] if getattr(metafunc.module, "ENVOY_DYNAMIC_TOO", False) else []
+    metafunc.parametrize("host", HOSTS + dynamic)

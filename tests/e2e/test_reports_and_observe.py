@@ -32,8 +32,10 @@ def counter_moved(proxy, name: str, at_least: int = 1, timeout: float = 5) -> No
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
-        if proxy.name == "envoy":
-            url = f"{proxy.server.admin}/stats?filter=^wasmcustom\\.secure_headers\\.{re.escape(name)}$"
+        if proxy.is_envoy:
+            # Envoy's prefix for a Wasm module's counters, or for a dynamic module's.
+            prefix = "wasmcustom" if proxy.name == "envoy" else "dynamicmodulescustom"
+            url = f"{proxy.server.admin}/stats?filter=^{prefix}\\.secure_headers\\.{re.escape(name)}$"
             with urllib.request.urlopen(url) as r:
                 seen = r.read().decode()
             values = [int(v) for v in re.findall(r": (\d+)", seen)]

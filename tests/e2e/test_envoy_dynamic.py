@@ -1,6 +1,7 @@
 """The native build (hosts/envoy-dynamic, dist/envoy-dynamic/libsecure_headers.so) in real Envoy 1.40 as its
 dynamic module: the ZAP baseline's rules, the same final headers as the Wasm build on every kind of response, a
-panic inside the module that does not take Envoy down, the committed config, the release. The presets, scoping,
+panic inside the module that does not take Envoy down, no heap allocation on the header path, the committed config,
+the release. The presets, scoping,
 https/http and browser tests run on it through test_policy.py and test_in_browser.py (ENVOY_DYNAMIC_TOO), the bad
 policies through test_config_errors.py."""
 
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import http.client
 import os
 import subprocess
+import urllib.request
 
 import pytest
 import yaml
 from conftest import DOCUMENT, ENVOY_DYNAMIC_HOST
 from secure_headers_harness.envoy import Envoy, envoy_binary, wasm_log_lines, render_config
 from secure_headers_harness.http_client import request
-from secure_headers_harness.paths import (ENVOY_DYNAMIC, ENVOY_DYNAMIC_YAML, ROOT, TRAP_ENVOY_DYNAMIC, VERSION,
-                                          work_dir)
+from secure_headers_harness.paths import (ALLOC_COUNT_ENVOY_DYNAMIC, ENVOY_DYNAMIC, ENVOY_DYNAMIC_YAML, ROOT,
+                                          TRAP_ENVOY_DYNAMIC, VERSION, work_dir)
 from secure_headers_harness.processes import free_port
+from test_allocations import send
 from test_policy import DEMO_POLICY
 from test_zap_baseline import scan_all
 
@@ -70,6 +74,33 @@ def test_a_panic_in_the_module_does_not_take_envoy_down(upstream):
         panics = [line for line in wasm_log_lines(envoy.log()) if "panic in request_headers" in line]
         assert len(panics) == 1, wasm_log_lines(envoy.log())
         assert "x-secure-headers-trap asked for a panic" in panics[0]
+
+
+def allocations(envoy: Envoy) -> dict[str, int]:
+    """The alloc-count build's counters: heap allocations made in each measured hook, summed over workers."""
+    with urllib.request.urlopen(f"{envoy.admin}/stats?filter=secure_headers\\.allocations\\.") as r:
+        lines = r.read().decode().splitlines()
+    counts = {line.split(":")[0].rsplit(".", 1)[1]: int(line.rsplit(":", 1)[1]) for line in lines}
+    assert set(counts) == {"stream_new", "request_headers", "response_headers"}, lines
+    return counts
+
+
+def test_no_heap_allocation_on_the_header_path_in_steady_state(upstream):
+    """5,000 requests over the kinds of response Immich sends, after 1,000 of warm-up: the stream's state, the
+    request and the response hooks allocate nothing (the streams' boxes are reused, every read borrows Envoy's
+    map, every write hands Envoy pre-rendered bytes)."""
+    assert ALLOC_COUNT_ENVOY_DYNAMIC.exists(), "make e2e builds dist/alloc-count-envoy-dynamic"
+    with native_envoy(DEMO_POLICY, upstream.port, module=ALLOC_COUNT_ENVOY_DYNAMIC) as envoy:
+        conn = http.client.HTTPConnection("127.0.0.1", envoy.ports["http"], timeout=30)
+        send(conn, 1_000)
+        before = allocations(envoy)
+        send(conn, 5_000)
+        after = allocations(envoy)
+        conn.close()
+    print(f"\nnative module heap allocations after warm-up: {before}; over 5,000 more responses: "
+          f"{ {hook: after[hook] - before[hook] for hook in after} }")
+    assert before["stream_new"] > 0, "the first stream's box is counted, or the counter is not counting"
+    assert after == before
 
 
 def test_the_committed_native_configuration_validates(built_modules):

@@ -402,6 +402,10 @@ pub fn define_counter(config: ConfigEnvoyPtr, name: &str) -> Option<usize> {
 }
 
 pub fn increment_counter(filter: FilterEnvoyPtr, id: usize) {
+    add_to_counter(filter, id, 1);
+}
+
+pub fn add_to_counter(filter: FilterEnvoyPtr, id: usize, by: u64) {
     // SAFETY: a plain call on the live filter with an id its configuration defined; no labels.
     unsafe {
         envoy_dynamic_module_callback_http_filter_increment_counter(
@@ -409,7 +413,7 @@ pub fn increment_counter(filter: FilterEnvoyPtr, id: usize) {
             id,
             std::ptr::null_mut(),
             0,
-            1,
+            by,
         )
     };
 }

@@ -22,6 +22,8 @@ const COLLECTOR_REPLY_DETAILS: &str = "secure_headers_csp_report";
 pub struct Loaded {
     policy: Policy,
     telemetry: Mutex<Telemetry<Option<usize>>>,
+    #[cfg(feature = "alloc-count")]
+    pub allocations: crate::allocation_count::AllocationCounters,
 }
 
 impl Loaded {
@@ -45,6 +47,8 @@ impl Loaded {
                 Some(Loaded {
                     policy,
                     telemetry: Mutex::new(telemetry),
+                    #[cfg(feature = "alloc-count")]
+                    allocations: crate::allocation_count::AllocationCounters::define(config),
                 })
             }
             Err(err) => {
@@ -104,7 +108,7 @@ impl Metrics for HeldCounters<'_> {
 
 /// One stream's state between its hooks.
 pub struct Stream {
-    loaded: &'static Loaded,
+    pub loaded: &'static Loaded,
     /// None when the filter never saw the request (a reply made before it ran).
     facts: Option<RequestFacts>,
     /// The request is a CSP report whose body is being read.

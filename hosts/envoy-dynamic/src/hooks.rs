@@ -16,6 +16,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `abi.h`); Envoy warns when its own differs.
 const ABI_VERSION: &[u8] = b"v0.1.0\0";
 
+/// In the alloc-count build, `body` with the heap allocations it makes added to the hook's counter; otherwise
+/// just `body`.
+macro_rules! measured {
+    ($loaded:expr, $filter:expr, $hook:ident, $body:expr) => {{
+        #[cfg(feature = "alloc-count")]
+        let out =
+            $loaded
+                .allocations
+                .measure($filter, crate::allocation_count::Hook::$hook, || $body);
+        #[cfg(not(feature = "alloc-count"))]
+        let out = $body;
+        out
+    }};
+}
+
 /// Runs one hook; a panic becomes a log line and `fallback`.
 fn guarded<T>(hook: &str, fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
@@ -104,7 +119,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
         // SAFETY: the configuration outlives every stream it creates (Envoy's filters hold it), so the
         // 'static borrow never outlives the box.
         match unsafe { config_module.cast::<Loaded>().as_ref() } {
-            Some(loaded) => stream_pool::take(Stream::new(loaded)).cast_const().cast(),
+            Some(loaded) => measured!(loaded, _filter_envoy, StreamNew, {
+                stream_pool::take(Stream::new(loaded))
+            })
+            .cast_const()
+            .cast(),
             None => std::ptr::null(),
         }
     })
@@ -117,7 +136,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     end_of_stream: bool,
 ) -> HeadersStatus {
     on_stream(module, "request_headers", HeadersStatus::Continue, |s| {
-        s.on_request_headers(filter, end_of_stream)
+        measured!(s.loaded, filter, RequestHeaders, {
+            s.on_request_headers(filter, end_of_stream)
+        })
     })
 }
 
@@ -147,7 +168,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     end_of_stream: bool,
 ) -> HeadersStatus {
     on_stream(module, "response_headers", HeadersStatus::Continue, |s| {
-        s.on_response_headers(filter, end_of_stream)
+        measured!(s.loaded, filter, ResponseHeaders, {
+            s.on_response_headers(filter, end_of_stream)
+        })
     })
 }
 

@@ -5,7 +5,8 @@
 //! - `filter`: the configuration (policy, counters) and each stream's phases;
 //! - `exchange`: the request and response header maps as the engine sees them;
 //! - `stream_pool`: the per-thread boxes that keep a stream off the heap;
-//! - `unused_hooks`: the hooks Envoy requires for features this module does not use.
+//! - `unused_hooks`: the hooks Envoy requires for features this module does not use;
+//! - `allocation_count` (test build): heap allocations per hook, as Envoy counters.
 
 // A panic is caught at every entry point, but it still drops that stream's headers: outside tests, nothing
 // here may unwrap, panic or index.
@@ -20,6 +21,8 @@
 )]
 
 mod abi;
+#[cfg(feature = "alloc-count")]
+mod allocation_count;
 mod exchange;
 mod filter;
 mod hooks;
@@ -27,3 +30,7 @@ mod stream_pool;
 #[cfg(feature = "trap-test")]
 mod trap;
 mod unused_hooks;
+
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static ALLOCATOR: allocation_count::CountingAllocator = allocation_count::CountingAllocator;

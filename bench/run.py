@@ -27,9 +27,9 @@ import urllib.request
 from pathlib import Path
 
 from secure_headers_harness.envoy import StaticEnvoy
-from secure_headers_harness.paths import (BENCH_FILTERS, HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as OURS, ROOT,
-                                          work_dir)
-from secure_headers_harness.processes import free_port
+from secure_headers_harness.paths import (BENCH_FILTERS, ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR,
+                                          PROXY_WASM as OURS, ROOT, work_dir)
+from secure_headers_harness.processes import free_port, rss_kib
 from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, StaticTraefik, companion_middleware,
                                             install_plugin)
 
@@ -70,6 +70,14 @@ def wasm_filter(name: str, code: Path, configuration: str) -> dict:
                                      "value": configuration},
                    "vm_config": {"runtime": "envoy.wasm.runtime.v8", "vm_id": name,
                                  "code": {"local": {"filename": str(code)}}}}}}
+
+
+def dynamic_module_filter(configuration: str) -> dict:
+    """secure-headers as Envoy's native dynamic module (dist/envoy-dynamic; Envoy finds it on LD_LIBRARY_PATH)."""
+    return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": "secure_headers"}, "filter_name": "secure_headers",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration}}}
 
 
 def native_filter(sets: list[tuple[str, str]], removes: list[str]) -> dict:
@@ -126,7 +134,8 @@ def envoy_on(cpu: str, workdir: Path, name: str, listeners: list[dict],
     """A started Envoy (one worker) pinned to `cpu`, its config and log in workdir/name/."""
     folder = workdir / name
     folder.mkdir()
-    return StaticEnvoy(listeners, clusters or [], command_prefix=pinned(cpu), workdir=folder).start(timeout=60)
+    return StaticEnvoy(listeners, clusters or [], command_prefix=pinned(cpu), workdir=folder,
+                       env={"LD_LIBRARY_PATH": str(ENVOY_DYNAMIC.parent)}).start(timeout=60)
 
 
 # --- Measurement -------------------------------------------------------------------------------------------------
@@ -209,7 +218,8 @@ def header_diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[tup
     return sets, removes
 
 
-def bench_envoy(args, workdir: Path) -> dict:
+def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """What the Wasm build with the immich preset sets and removes on the bench's response."""
     ports = {name: free_port() for name in ("none", "ours")}
     probe = envoy_on(PROXY_CPU, workdir, "envoy-probe",
                      [listener("none", ports["none"], []),
@@ -220,6 +230,11 @@ def bench_envoy(args, workdir: Path) -> dict:
         probe.stop()
     sets, removes = header_diff(before, after)
     print(f"envoy: the immich preset sets {len(sets)} headers and removes {removes} on this response")
+    return sets, removes
+
+
+def bench_envoy(args, workdir: Path) -> dict:
+    sets, removes = immich_preset_writes(workdir)
 
     naive_config = json.dumps({"set": sets, "remove": removes})
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU): inline_script_hashes fetches it.
@@ -229,6 +244,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "none, 10 KiB page": [],
         "secure-headers, 10 KiB page": [wasm_filter("ourspage", OURS, IMMICH)],
         "secure-headers + inline_script_hashes, 10 KiB page": [wasm_filter("ourshash", OURS, HASHING)],
+        "native module + inline_script_hashes, 10 KiB page": [dynamic_module_filter(HASHING)],
     }
     plan = {  # name: (filters, extra upstream headers)
         "none": ([], 0),
@@ -237,6 +253,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "empty proxy-wasm": ([wasm_filter("empty", EMPTY, "{}")], 0),
         "naive rust proxy-wasm": ([wasm_filter("naive", NAIVE, naive_config)], 0),
         "secure-headers (immich)": ([wasm_filter("ours", OURS, IMMICH)], 0),
+        "secure-headers native module (immich)": ([dynamic_module_filter(IMMICH)], 0),
         "secure-headers, 10 rules": ([wasm_filter("ours10", OURS, rules_policy(10))], 0),
         "secure-headers, 100 rules": ([wasm_filter("ours100", OURS, rules_policy(100))], 0),
         "none, 10 upstream headers": ([], 10),
@@ -253,12 +270,13 @@ def bench_envoy(args, workdir: Path) -> dict:
                      [static_cluster("page", page_port)])
     document = {"Sec-Fetch-Dest": "document"}
     try:
-        hashed_csp = fetch_headers(ports["secure-headers + inline_script_hashes, 10 KiB page"], HOST,
-                                   document).get("content-security-policy", "")
-        if hashed_csp.count("'sha256-") != 2:
-            raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
+        for hashing in ("secure-headers + inline_script_hashes, 10 KiB page",
+                        "native module + inline_script_hashes, 10 KiB page"):
+            hashed_csp = fetch_headers(ports[hashing], HOST, document).get("content-security-policy", "")
+            if hashed_csp.count("'sha256-") != 2:
+                raise RuntimeError(f"{hashing} did not hash the page's two scripts: {hashed_csp}")
         reference = fetch_headers(ports["secure-headers (immich)"])
-        for name in ("native header_mutation", "lua", "naive rust proxy-wasm",
+        for name in ("native header_mutation", "lua", "naive rust proxy-wasm", "secure-headers native module (immich)",
                      "secure-headers, 10 rules", "secure-headers, 100 rules"):
             got = fetch_headers(ports[name])
             if got != reference:
@@ -273,7 +291,60 @@ def bench_envoy(args, workdir: Path) -> dict:
         envoy.stop()
         page_upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()},
-            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms}
+            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms,
+            "rss_kib": envoy_rss_side_by_side(workdir)}
+
+
+def envoy_rss_side_by_side(workdir: Path, requests_s: int = 3) -> dict[str, int]:
+    """Envoy's resident memory with one listener of each build (the immich preset), in two processes started,
+    loaded (wrk for a few seconds) and read one after the other; and with no filter, for the floor."""
+    builds = {"none": [], "proxy-wasm": [wasm_filter("ours", OURS, IMMICH)],
+              "native module": [dynamic_module_filter(IMMICH)]}
+    rss = {}
+    for name, filters in builds.items():
+        port = free_port()
+        envoy = envoy_on(PROXY_CPU, workdir, f"envoy-rss-{name.replace(' ', '-')}", [listener("rss", port, filters)])
+        try:
+            subprocess.run([*pinned(LOAD_CPU), "wrk", "-t1", "-c16", f"-d{requests_s}s", "-H", f"Host: {HOST}",
+                            f"http://127.0.0.1:{port}/"], check=True, capture_output=True)
+            rss[name] = rss_kib(envoy.process.pid)
+        finally:
+            envoy.stop()
+    return rss
+
+
+def bench_envoy_native(args, workdir: Path) -> dict:
+    """`--only envoy-native`: the native module beside native header_mutation and the Wasm build, alone (minutes)."""
+    sets, removes = immich_preset_writes(workdir)
+    plan = {"none": [], "native header_mutation": [native_filter(sets, removes)],
+            "secure-headers (immich)": [wasm_filter("ours", OURS, IMMICH)],
+            "secure-headers native module (immich)": [dynamic_module_filter(IMMICH)]}
+    ports = {name: free_port() for name in plan}
+    envoy = envoy_on(PROXY_CPU, workdir, "envoy-native-variants",
+                     [listener(f"l{i}", ports[name], filters) for i, (name, filters) in enumerate(plan.items())])
+    try:
+        reference = fetch_headers(ports["secure-headers (immich)"])
+        for name in ("native header_mutation", "secure-headers native module (immich)"):
+            if fetch_headers(ports[name]) != reference:
+                raise RuntimeError(f"{name} does not produce the same headers as the Wasm build")
+        samples = run_rounds({name: (ports[name], HOST, {}) for name in plan}, envoy.process.pid, args)
+    finally:
+        envoy.stop()
+    variants = {name: {"median": medians(s), "samples": s} for name, s in samples.items()}
+    for name in variants:
+        variants[name]["added_cpu_us_over_none"] = added(variants, name, "none")
+    return {"variants": variants, "rss_kib": envoy_rss_side_by_side(workdir)}
+
+
+def native_module_findings(variants: dict, rss: dict[str, int]) -> list[str]:
+    native = variants["native header_mutation"]["added_cpu_us_over_none"]
+    module = variants["secure-headers native module (immich)"]["added_cpu_us_over_none"]
+    wasm = variants["secure-headers (immich)"]["added_cpu_us_over_none"]
+    ratio = f"{module / native:.2f} x" if native > 0 else "n/a (native header_mutation measured no added CPU)"
+    return [f"- The native module adds {module:.2f} CPU µs/request over no filter: {ratio} native header_mutation "
+            f"({native:.2f}); the Wasm build adds {wasm:.2f}.",
+            f"- Envoy's RSS under load: no filter {rss['none'] / 1024:.1f} MiB, the Wasm build "
+            f"{rss['proxy-wasm'] / 1024:.1f} MiB, the native module {rss['native module'] / 1024:.1f} MiB."]
 
 
 def bench_traefik(args, workdir: Path) -> dict:
@@ -403,6 +474,10 @@ def summarise(envoy: dict, traefik: dict) -> dict:
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
+        "native_module_added_us": v["secure-headers native module (immich)"]["added_cpu_us_over_none"],
+        "native_module_over_header_mutation_ratio": (
+            v["secure-headers native module (immich)"]["added_cpu_us_over_none"] / native if native > 0 else None),
+        "rss_kib": envoy["rss_kib"],
         "price_over_native_vs_floor_ratio": (ours - native) / floor if floor > 0 else None,
         **traefik_summary(traefik),
     }
@@ -482,6 +557,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{e['secure-headers, 10 KiB page']['added_cpu_us_over_none']:.2f} µs without hashing and "
         f"{e['secure-headers + inline_script_hashes, 10 KiB page']['added_cpu_us_over_none']:.2f} µs with it (the "
         "document fetched by the filter, hashed, and answered as a local reply).",
+        *native_module_findings(e, results["envoy"]["rss_kib"]),
         f"- Configure time (policy parse and render inside the VM, from the module's log): "
         + (", ".join(f"{x:.3f} ms" for x in cfg) if cfg else "not logged") + ".",
         "", "## Traefik", "",
@@ -495,7 +571,8 @@ def write_markdown(results: dict, path: Path) -> None:
             "", *traefik_findings(s),
             "", "Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
-            f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm).", ""]
+            f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm), "
+            f"{results['module_bytes']['envoy-dynamic']:,} bytes (the native module).", ""]
     out += scan_markdown(results["scan"])
     path.write_text("\n".join(out))
 
@@ -523,7 +600,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
-    parser.add_argument("--only", choices=["traefik"],
+    parser.add_argument("--only", choices=["traefik", "envoy-native"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
     for tool in ("wrk", "hey", "taskset"):
@@ -533,6 +610,13 @@ def main() -> int:
         raise SystemExit("the benchmark pins the proxy and the load generator to two different CPUs; this machine has one")
     workdir = work_dir("bench")
     print(f"bench: {args.rounds} rounds, logs in {workdir}")
+    if args.only == "envoy-native":
+        native = bench_envoy_native(args, workdir)
+        print("\n".join(table(native["variants"], "no filter") + [""]
+                        + native_module_findings(native["variants"], native["rss_kib"])))
+        (workdir / "envoy-native.json").write_text(json.dumps(native, indent=1) + "\n")
+        print(f"wrote {workdir / 'envoy-native.json'}")
+        return 0
     if args.only == "traefik":
         traefik = bench_traefik(args, workdir)
         summary = traefik_summary(traefik)
@@ -549,7 +633,8 @@ def main() -> int:
     (workdir / "traefik.json").write_text(json.dumps(traefik, indent=1) + "\n")
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,
                "module_bytes": {"proxy-wasm": OURS.stat().st_size,
-                                "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size},
+                                "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size,
+                                "envoy-dynamic": ENVOY_DYNAMIC.stat().st_size},
                "envoy": envoy, "traefik": traefik, "scan": scan}
     results["summary"] = summarise(envoy, traefik)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")

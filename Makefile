@@ -30,6 +30,13 @@ CRATE_http-wasm := secure-headers-traefik
 CRATE_trap-http-wasm := secure-headers-traefik
 FEATURES_trap-http-wasm := trap-test
 WASM_BUILDS := proxy-wasm http-wasm alloc-count trap-proxy-wasm trap-http-wasm
+# The Envoy dynamic module (hosts/envoy-dynamic, native linux x86_64, `native-module` profile), and its test builds
+# that panic on the magic request header and count heap allocations per hook (tests/e2e/test_envoy_dynamic.py).
+ENVOY_DYNAMIC := dist/envoy-dynamic/libsecure_headers.so
+TRAP_ENVOY_DYNAMIC := dist/trap-envoy-dynamic/libsecure_headers.so
+FEATURES_trap-envoy-dynamic := trap-test
+ALLOC_COUNT_ENVOY_DYNAMIC := dist/alloc-count-envoy-dynamic/libsecure_headers.so
+FEATURES_alloc-count-envoy-dynamic := alloc-count
 
 .PHONY: help soak all cli build dist registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
@@ -45,8 +52,8 @@ cli: $(CLI)
 $(CLI): $(SOURCES) cli/Cargo.toml $(shell find cli/src -type f)
 	cargo build --locked -p secure-headers-cli
 
-## build: the proxy-wasm module for Envoy and the http-wasm plugin folder for Traefik
-build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST)
+## build: the proxy-wasm module for Envoy, the http-wasm plugin folder for Traefik, and the Envoy dynamic module
+build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST) $(ENVOY_DYNAMIC)
 
 ## wasm-target: the rustup target the Wasm builds need
 wasm-target:
@@ -57,6 +64,13 @@ dist/%/secure_headers.wasm: $(SOURCES) | wasm-target
 	  $(if $(FEATURES_$*),--features $(FEATURES_$*)) --target-dir target/$*
 	@mkdir -p $(dir $@)
 	cp target/$*/$(TARGET)/release/$(subst -,_,$(CRATE_$*)).wasm $@
+	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+dist/%/libsecure_headers.so: $(SOURCES)
+	cargo build --locked --profile native-module -p secure-headers-envoy-dynamic \
+	  $(if $(FEATURES_$*),--features $(FEATURES_$*)) --target-dir target/$*
+	@mkdir -p $(dir $@)
+	cp target/$*/native-module/libsecure_headers_envoy_dynamic.so $@
 	@echo "built $@ ($$(stat -c %s $@) bytes)"
 
 $(HTTP_WASM_MANIFEST): traefik-plugin/.traefik.yml
@@ -107,6 +121,8 @@ kv-tools:
 lint: wasm-target
 	cargo fmt --all --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked -p secure-headers-envoy-dynamic --features trap-test,alloc-count --all-targets \
+	  --target-dir target/trap-envoy-dynamic -- -D warnings
 	@for build in $(WASM_BUILDS); do \
 	  $(MAKE) --no-print-directory lint-wasm-$$build || exit 1; \
 	done
@@ -125,7 +141,7 @@ unit:
 	cargo test --locked --workspace
 
 ## e2e: the end-to-end tests against real Envoy 1.40, real Traefik 3.7 and headless Chromium
-e2e: build dist $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) venv certs browser-tools registry-tools kv-tools
+e2e: build dist $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) $(TRAP_ENVOY_DYNAMIC) $(ALLOC_COUNT_ENVOY_DYNAMIC) venv certs browser-tools registry-tools kv-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

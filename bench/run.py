@@ -28,9 +28,9 @@ import urllib.request
 from pathlib import Path
 
 from secure_headers_harness.envoy import StaticEnvoy
-from secure_headers_harness.paths import (BENCH_FILTERS, HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as OURS, ROOT,
-                                          work_dir)
-from secure_headers_harness.processes import free_port
+from secure_headers_harness.paths import (BENCH_FILTERS, ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR,
+                                          PROXY_WASM as OURS, ROOT, work_dir)
+from secure_headers_harness.processes import free_port, rss_kib
 from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, StaticTraefik, companion_middleware,
                                             install_plugin)
 
@@ -61,6 +61,7 @@ IN_STREAM_CHANGING = "secure-headers + inline_script_hashes, in-stream, 10 KiB p
 FETCH_PATH_CHANGING = "secure-headers + inline_script_hashes, fetch path, 10 KiB page changing per request"
 # Variant name: the page upstream cluster it proxies to.
 CHANGING = {IN_STREAM_CHANGING, FETCH_PATH_CHANGING}
+NATIVE_HASHING = "native module + inline_script_hashes, 10 KiB page"
 PROXY_CPU, LOAD_CPU = "0", "1"
 
 
@@ -83,6 +84,14 @@ def wasm_filter(name: str, code: Path, configuration: str, in_stream: bool = Tru
                                      "value": configuration},
                    "vm_config": {"runtime": "envoy.wasm.runtime.v8", "vm_id": name,
                                  "code": {"local": {"filename": str(code)}}}}}}
+
+
+def dynamic_module_filter(configuration: str) -> dict:
+    """secure-headers as Envoy's native dynamic module (dist/envoy-dynamic; Envoy finds it on LD_LIBRARY_PATH)."""
+    return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": "secure_headers"}, "filter_name": "secure_headers",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": configuration}}}
 
 
 def native_filter(sets: list[tuple[str, str]], removes: list[str]) -> dict:
@@ -140,7 +149,8 @@ def envoy_on(cpu: str, workdir: Path, name: str, listeners: list[dict],
     """A started Envoy (one worker) pinned to `cpu`, its config and log in workdir/name/."""
     folder = workdir / name
     folder.mkdir()
-    return StaticEnvoy(listeners, clusters or [], command_prefix=pinned(cpu), workdir=folder).start(timeout=60)
+    return StaticEnvoy(listeners, clusters or [], command_prefix=pinned(cpu), workdir=folder,
+                       env={"LD_LIBRARY_PATH": str(ENVOY_DYNAMIC.parent)}).start(timeout=60)
 
 
 # --- Measurement -------------------------------------------------------------------------------------------------
@@ -223,7 +233,8 @@ def header_diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[tup
     return sets, removes
 
 
-def bench_envoy(args, workdir: Path) -> dict:
+def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """What the Wasm build with the immich preset sets and removes on the bench's response."""
     ports = {name: free_port() for name in ("none", "ours")}
     probe = envoy_on(PROXY_CPU, workdir, "envoy-probe",
                      [listener("none", ports["none"], []),
@@ -234,6 +245,11 @@ def bench_envoy(args, workdir: Path) -> dict:
         probe.stop()
     sets, removes = header_diff(before, after)
     print(f"envoy: the immich preset sets {len(sets)} headers and removes {removes} on this response")
+    return sets, removes
+
+
+def bench_envoy(args, workdir: Path) -> dict:
+    sets, removes = immich_preset_writes(workdir)
 
     naive_config = json.dumps({"set": sets, "remove": removes})
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU), as a document would.
@@ -248,6 +264,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         FETCH_PATH: [wasm_filter("ourshashfetch", OURS, HASHING, in_stream=False)],
         IN_STREAM_CHANGING: [wasm_filter("ourshashchanging", OURS, HASHING)],
         FETCH_PATH_CHANGING: [wasm_filter("ourshashfetchchanging", OURS, HASHING, in_stream=False)],
+        NATIVE_HASHING: [dynamic_module_filter(HASHING)],
     }
     plan = {  # name: (filters, extra upstream headers)
         "none": ([], 0),
@@ -256,6 +273,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "empty proxy-wasm": ([wasm_filter("empty", EMPTY, "{}")], 0),
         "naive rust proxy-wasm": ([wasm_filter("naive", NAIVE, naive_config)], 0),
         "secure-headers (immich)": ([wasm_filter("ours", OURS, IMMICH)], 0),
+        "secure-headers native module (immich)": ([dynamic_module_filter(IMMICH)], 0),
         "secure-headers, 10 rules": ([wasm_filter("ours10", OURS, rules_policy(10))], 0),
         "secure-headers, 100 rules": ([wasm_filter("ours100", OURS, rules_policy(100))], 0),
         "none, 10 upstream headers": ([], 10),
@@ -273,7 +291,7 @@ def bench_envoy(args, workdir: Path) -> dict:
                      [static_cluster("page", page_port), static_cluster("pages", page_port, other_page_port)])
     document = {"Sec-Fetch-Dest": "document"}
     try:
-        for name in (IN_STREAM, FETCH_PATH, IN_STREAM_CHANGING, FETCH_PATH_CHANGING):
+        for name in (IN_STREAM, FETCH_PATH, IN_STREAM_CHANGING, FETCH_PATH_CHANGING, NATIVE_HASHING):
             # Without the option the first held document only tells the filter so (it gets the static CSP).
             csps = [fetch_headers(ports[name], HOST, document).get("content-security-policy", "") for _ in range(3)]
             if any(csp.count("'sha256-") != 2 for csp in csps[1:]):
@@ -281,7 +299,7 @@ def bench_envoy(args, workdir: Path) -> dict:
             if (name in CHANGING) != (csps[1] != csps[2]):
                 raise RuntimeError(f"{name}: the page should {'' if name in CHANGING else 'not '}change: {csps}")
         reference = fetch_headers(ports["secure-headers (immich)"])
-        for name in ("native header_mutation", "lua", "naive rust proxy-wasm",
+        for name in ("native header_mutation", "lua", "naive rust proxy-wasm", "secure-headers native module (immich)",
                      "secure-headers, 10 rules", "secure-headers, 100 rules"):
             got = fetch_headers(ports[name])
             if got != reference:
@@ -296,7 +314,60 @@ def bench_envoy(args, workdir: Path) -> dict:
         envoy.stop()
         page_upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()},
-            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms}
+            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms,
+            "rss_kib": envoy_rss_side_by_side(workdir)}
+
+
+def envoy_rss_side_by_side(workdir: Path, requests_s: int = 3) -> dict[str, int]:
+    """Envoy's resident memory with one listener of each build (the immich preset), in two processes started,
+    loaded (wrk for a few seconds) and read one after the other; and with no filter, for the floor."""
+    builds = {"none": [], "proxy-wasm": [wasm_filter("ours", OURS, IMMICH)],
+              "native module": [dynamic_module_filter(IMMICH)]}
+    rss = {}
+    for name, filters in builds.items():
+        port = free_port()
+        envoy = envoy_on(PROXY_CPU, workdir, f"envoy-rss-{name.replace(' ', '-')}", [listener("rss", port, filters)])
+        try:
+            subprocess.run([*pinned(LOAD_CPU), "wrk", "-t1", "-c16", f"-d{requests_s}s", "-H", f"Host: {HOST}",
+                            f"http://127.0.0.1:{port}/"], check=True, capture_output=True)
+            rss[name] = rss_kib(envoy.process.pid)
+        finally:
+            envoy.stop()
+    return rss
+
+
+def bench_envoy_native(args, workdir: Path) -> dict:
+    """`--only envoy-native`: the native module beside native header_mutation and the Wasm build, alone (minutes)."""
+    sets, removes = immich_preset_writes(workdir)
+    plan = {"none": [], "native header_mutation": [native_filter(sets, removes)],
+            "secure-headers (immich)": [wasm_filter("ours", OURS, IMMICH)],
+            "secure-headers native module (immich)": [dynamic_module_filter(IMMICH)]}
+    ports = {name: free_port() for name in plan}
+    envoy = envoy_on(PROXY_CPU, workdir, "envoy-native-variants",
+                     [listener(f"l{i}", ports[name], filters) for i, (name, filters) in enumerate(plan.items())])
+    try:
+        reference = fetch_headers(ports["secure-headers (immich)"])
+        for name in ("native header_mutation", "secure-headers native module (immich)"):
+            if fetch_headers(ports[name]) != reference:
+                raise RuntimeError(f"{name} does not produce the same headers as the Wasm build")
+        samples = run_rounds({name: (ports[name], HOST, {}) for name in plan}, envoy.process.pid, args)
+    finally:
+        envoy.stop()
+    variants = {name: {"median": medians(s), "samples": s} for name, s in samples.items()}
+    for name in variants:
+        variants[name]["added_cpu_us_over_none"] = added(variants, name, "none")
+    return {"variants": variants, "rss_kib": envoy_rss_side_by_side(workdir)}
+
+
+def native_module_findings(variants: dict, rss: dict[str, int]) -> list[str]:
+    native = variants["native header_mutation"]["added_cpu_us_over_none"]
+    module = variants["secure-headers native module (immich)"]["added_cpu_us_over_none"]
+    wasm = variants["secure-headers (immich)"]["added_cpu_us_over_none"]
+    ratio = f"{module / native:.2f} x" if native > 0 else "n/a (native header_mutation measured no added CPU)"
+    return [f"- The native module adds {module:.2f} CPU µs/request over no filter: {ratio} native header_mutation "
+            f"({native:.2f}); the Wasm build adds {wasm:.2f}.",
+            f"- Envoy's RSS under load: no filter {rss['none'] / 1024:.1f} MiB, the Wasm build "
+            f"{rss['proxy-wasm'] / 1024:.1f} MiB, the native module {rss['native module'] / 1024:.1f} MiB."]
 
 
 def bench_traefik(args, workdir: Path) -> dict:
@@ -432,6 +503,10 @@ def summarise(envoy: dict, traefik: dict) -> dict:
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
+        "native_module_added_us": v["secure-headers native module (immich)"]["added_cpu_us_over_none"],
+        "native_module_over_header_mutation_ratio": (
+            v["secure-headers native module (immich)"]["added_cpu_us_over_none"] / native if native > 0 else None),
+        "rss_kib": envoy["rss_kib"],
         "price_over_native_vs_floor_ratio": (ours - native) / floor if floor > 0 else None,
         **traefik_summary(traefik),
     }
@@ -544,6 +619,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{e[IN_STREAM]['added_cpu_us_over_none']:.2f} µs hashing in-stream and "
         f"{e[FETCH_PATH]['added_cpu_us_over_none']:.2f} µs hashing on the fetch path (the same page every time).",
         *envoy_findings(s),
+        *native_module_findings(e, results["envoy"]["rss_kib"]),
         f"- Configure time (policy parse and render inside the VM, from the module's log): "
         + (", ".join(f"{x:.3f} ms" for x in cfg) if cfg else "not logged") + ".",
         "", "## Traefik", "",
@@ -557,7 +633,8 @@ def write_markdown(results: dict, path: Path) -> None:
             "", *traefik_findings(s),
             "", "Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
-            f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm).", ""]
+            f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm), "
+            f"{results['module_bytes']['envoy-dynamic']:,} bytes (the native module).", ""]
     out += scan_markdown(results["scan"])
     path.write_text("\n".join(out))
 
@@ -585,7 +662,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
-    parser.add_argument("--only", choices=["envoy", "traefik"],
+    parser.add_argument("--only", choices=["envoy", "envoy-native", "traefik"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
     for tool in ("wrk", "hey", "taskset"):
@@ -603,6 +680,13 @@ def main() -> int:
         (workdir / "envoy.json").write_text(json.dumps({**envoy, "summary": summary}, indent=1) + "\n")
         print(f"wrote {workdir / 'envoy.json'}")
         return 0
+    if args.only == "envoy-native":
+        native = bench_envoy_native(args, workdir)
+        print("\n".join(table(native["variants"], "no filter") + [""]
+                        + native_module_findings(native["variants"], native["rss_kib"])))
+        (workdir / "envoy-native.json").write_text(json.dumps(native, indent=1) + "\n")
+        print(f"wrote {workdir / 'envoy-native.json'}")
+        return 0
     if args.only == "traefik":
         traefik = bench_traefik(args, workdir)
         summary = traefik_summary(traefik)
@@ -619,7 +703,8 @@ def main() -> int:
     (workdir / "traefik.json").write_text(json.dumps(traefik, indent=1) + "\n")
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,
                "module_bytes": {"proxy-wasm": OURS.stat().st_size,
-                                "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size},
+                                "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size,
+                                "envoy-dynamic": ENVOY_DYNAMIC.stat().st_size},
                "envoy": envoy, "traefik": traefik, "scan": scan}
     results["summary"] = summarise(envoy, traefik)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -3,6 +3,7 @@
     dist/release/secure-headers-<version>/
       proxy-wasm/secure_headers.wasm      the Envoy module (vm_config.code.local or .remote)
       http-wasm/                          the Traefik plugin folder (secure_headers.wasm, .traefik.yml)
+      envoy-dynamic/libsecure_headers.so  the native Envoy dynamic module (linux x86_64; LD_LIBRARY_PATH)
       oci/                                an OCI image layout holding two images of the Envoy module:
                                             tag <version>         the Wasm OCI artifact ("oci" variant)
                                             tag <version>-compat  a one-layer image with plugin.wasm ("compat")
@@ -144,6 +145,8 @@ def make_release(dist: Path) -> Path:
     release.mkdir(parents=True)
     shutil.copytree(dist / "proxy-wasm", release / "proxy-wasm")
     shutil.copytree(dist / "http-wasm", release / "http-wasm")
+    shutil.copytree(dist / "envoy-dynamic", release / "envoy-dynamic")
+    native_module = (release / "envoy-dynamic" / "libsecure_headers.so").read_bytes()
     proxy_module = (release / "proxy-wasm" / "secure_headers.wasm").read_bytes()
     http_module = (release / "http-wasm" / "secure_headers.wasm").read_bytes()
 
@@ -155,6 +158,8 @@ def make_release(dist: Path) -> Path:
                        "bytes": len(proxy_module)},
         "http_wasm": {"path": "http-wasm/secure_headers.wasm", "sha256": sha256_hex(http_module),
                       "bytes": len(http_module)},
+        "envoy_dynamic": {"path": "envoy-dynamic/libsecure_headers.so", "sha256": sha256_hex(native_module),
+                          "bytes": len(native_module)},
         "oci": oci,
     }
     (release / "release.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -168,7 +173,7 @@ def main() -> None:
     release = make_release(parser.parse_args().dist)
     summary = json.loads((release / "release.json").read_text())
     print(f"release {release.relative_to(ROOT) if release.is_relative_to(ROOT) else release}")
-    for name in ("proxy_wasm", "http_wasm"):
+    for name in ("proxy_wasm", "http_wasm", "envoy_dynamic"):
         print(f"  {summary[name]['path']}: sha256 {summary[name]['sha256']} ({summary[name]['bytes']:,} bytes)")
     for variant, image in summary["oci"].items():
         print(f"  oci:{image['tag']} ({variant}): {image['digest']}")

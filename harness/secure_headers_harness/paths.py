@@ -29,6 +29,7 @@ VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package
 # Host configuration, written for Docker; the harness rewrites addresses, ports and file paths.
 ENVOY_TEST = ROOT / "envoy-test"
 ENVOY_YAML = ENVOY_TEST / "envoy.yaml"
+ENVOY_DYNAMIC_YAML = ENVOY_TEST / "envoy-dynamic.yaml"  # the same topology with the native dynamic module
 DRHEADER_RULES = ENVOY_TEST / "drheader-rules.yml"
 CERTS = ENVOY_TEST / "certs"  # made by `make certs` (envoy-test/make_certs.sh); Traefik uses them too
 TRAEFIK_TEST = ROOT / "traefik-test"
@@ -47,6 +48,11 @@ HTTP_WASM_DIR = ROOT / "dist" / "http-wasm"  # the Traefik plugin folder (secure
 ALLOC_COUNT_WASM = ROOT / "dist" / "alloc-count" / "secure_headers.wasm"  # the Envoy module counting its heap
 TRAP_PROXY_WASM = ROOT / "dist" / "trap-proxy-wasm" / "secure_headers.wasm"  # trap on a magic header
 TRAP_HTTP_WASM = ROOT / "dist" / "trap-http-wasm" / "secure_headers.wasm"
+# The Envoy dynamic module (native; Envoy loads lib<name>.so from LD_LIBRARY_PATH), and its test builds that panic
+# on the magic header and count heap allocations per hook.
+ENVOY_DYNAMIC = ROOT / "dist" / "envoy-dynamic" / "libsecure_headers.so"
+TRAP_ENVOY_DYNAMIC = ROOT / "dist" / "trap-envoy-dynamic" / "libsecure_headers.so"
+ALLOC_COUNT_ENVOY_DYNAMIC = ROOT / "dist" / "alloc-count-envoy-dynamic" / "libsecure_headers.so"
 BENCH_FILTERS = ROOT / "target" / "bench" / "wasm32-wasip1" / "release"  # `make bench`'s comparison filters
 
 WORK = ROOT / ".work"

@@ -23,6 +23,17 @@ pub struct HoldLimits {
     pub unknown_length: usize,
 }
 
+impl HoldLimits {
+    /// Envoy (both of its adapters): Envoy answers 500 itself when a held body passes the stream's buffer limit
+    /// (the listener's `per_connection_buffer_limit_bytes`, 1 MiB by default), and it checks each read against
+    /// it before the filter sees that read. A declared length is held up to 64 KiB short of the default limit; a
+    /// chunked body only up to a quarter of it, so that a read of up to 768 KiB still fits.
+    pub const ENVOY: HoldLimits = HoldLimits {
+        declared_length: (1 << 20) - (64 << 10),
+        unknown_length: 256 << 10,
+    };
+}
+
 /// What a host that holds the response headers while it reads the body does with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentHold {

@@ -1,5 +1,5 @@
-"""Every policy of tests/bad_policies.json, loaded into real Envoy and real Traefik: refused, with one log line
-naming the field, and never served half-read."""
+"""Every policy of tests/bad_policies.json, loaded into real Envoy (with the Wasm module and with the native dynamic
+module) and real Traefik: refused, with one log line naming the field, and never served half-read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from secure_headers_harness.envoy import Envoy, wasm_log_lines
 from secure_headers_harness.http_client import request
-from secure_headers_harness.paths import BAD_POLICY_TABLE, CLI
+from secure_headers_harness.paths import BAD_POLICY_TABLE, CLI, ENVOY_DYNAMIC
 from secure_headers_harness.traefik import Traefik
 
 TABLE = json.loads(BAD_POLICY_TABLE.read_text())
@@ -27,22 +27,30 @@ def logged_path(case: dict) -> str:
     return "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in case["path"]) or "(policy)"
 
 
+# Each Envoy build (the Wasm module, the native dynamic module) and how Envoy reports its filter as not loaded.
+ENVOY_BUILDS = {"wasm": (None, "Unable to create Wasm plugin"),
+                "native": (ENVOY_DYNAMIC, "Failed to create filter config: Failed to initialize dynamic module")}
+
+
+@pytest.mark.parametrize("build", ENVOY_BUILDS)
 @pytest.mark.parametrize("case", TABLE, ids=IDS)
-def test_envoy_refuses_the_policy_and_says_where(built_modules, upstream, case):
-    accepted, log = Envoy(policy_text(case), upstream.port).outcome()
+def test_envoy_refuses_the_policy_and_says_where(built_modules, upstream, case, build):
+    native_module, refusal = ENVOY_BUILDS[build]
+    accepted, log = Envoy(policy_text(case), upstream.port, native_module=native_module).outcome()
     assert not accepted, f"Envoy started with a bad policy:\n{log[-2000:]}"
     lines = wasm_log_lines(log)
     assert len(lines) == 1, f"want one line from the module, got {lines}"
     assert f"secure-headers: invalid policy at {logged_path(case)}: " in lines[0]
     assert case["reason"] in lines[0]
-    assert "Unable to create Wasm plugin" in log, "Envoy itself reports the plugin as not loaded"
+    assert refusal in log, "Envoy itself reports the filter as not loaded"
     validate = subprocess.run([str(CLI), "validate", "-"], input=policy_text(case), capture_output=True, text=True)
     assert validate.returncode == 1
     assert lines[0].rstrip().endswith(validate.stdout.rstrip()), "`validate` prints the line Envoy logs"
 
 
-def test_envoy_logs_a_good_policy_as_loaded(built_modules, upstream):
-    accepted, log = Envoy('{"presets": ["immich"]}', upstream.port).outcome()
+@pytest.mark.parametrize("build", ENVOY_BUILDS)
+def test_envoy_logs_a_good_policy_as_loaded(built_modules, upstream, build):
+    accepted, log = Envoy('{"presets": ["immich"]}', upstream.port, native_module=ENVOY_BUILDS[build][0]).outcome()
     assert accepted, log[-2000:]
     assert any(re.search(r"secure-headers: policy loaded \(1 rule\(s\), [\d.]+ ms\)", line)
                for line in wasm_log_lines(log))

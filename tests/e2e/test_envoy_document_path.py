@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from secure_headers_harness.envoy import Envoy, document_path, without_headers_stop_iteration
 from secure_headers_harness.http_client import request
+from secure_headers_harness.paths import ENVOY_DYNAMIC
 from secure_headers_harness.processes import free_port
 
 CAP = 4096
@@ -138,8 +139,8 @@ def request_document(server, path: str, headers: dict[str, str] | None = None, m
     return request(server.ports["http"], path, method=method, headers={**DOCUMENT, **(headers or {})})
 
 
-def counter(server, name: str) -> int:
-    with urllib.request.urlopen(f"{server.admin}/stats?filter=^wasmcustom\\.secure_headers\\.{name}$") as r:
+def counter(server, name: str, prefix: str = "wasmcustom") -> int:
+    with urllib.request.urlopen(f"{server.admin}/stats?filter=^{prefix}\\.secure_headers\\.{name}$") as r:
         text = r.read().decode()
     return sum(int(line.rsplit(": ", 1)[1]) for line in text.splitlines() if ": " in line)
 
@@ -288,16 +289,20 @@ BEYOND_THE_BUFFER = {
 }
 
 
-def test_a_cap_above_envoys_buffer_limit_never_turns_a_document_into_a_500(upstream):
-    server = Envoy(LARGE_CAP, upstream).start()
+@pytest.mark.parametrize("build", ["wasm", "native module"])
+def test_a_cap_above_envoys_buffer_limit_never_turns_a_document_into_a_500(upstream, build):
+    native = {"native_module": ENVOY_DYNAMIC} if build == "native module" else {}
+    server = Envoy(LARGE_CAP, upstream, **native).start()
     try:
         for shape, (query, hashed) in BEYOND_THE_BUFFER.items():
-            reply = request_document(server, f"/doc?tag=beyond-{len(shape)}-{shape[:8]}&{query}")
+            reply = request_document(server, f"/doc?tag=beyond-{build[:4]}-{len(shape)}-{shape[:8]}&{query}")
             size = int(query.split("size=")[1].split("&")[0])
             assert reply.status == 200, (shape, reply.status, reply.body[:100])
             assert reply.body == page(size), shape
             csp = reply.one("content-security-policy")
             assert (script_src(csp) >= hashes()) if hashed else (STATIC in csp), (shape, csp)
-        assert counter(server, "inline_scripts.fallback.too_large") == sum(not h for _, h in BEYOND_THE_BUFFER.values())
+        prefix = "dynamicmodulescustom" if native else "wasmcustom"
+        too_large = counter(server, "inline_scripts.fallback.too_large", prefix)
+        assert too_large == sum(not h for _, h in BEYOND_THE_BUFFER.values())
     finally:
         server.stop()

@@ -11,11 +11,13 @@ import socket
 
 import pytest
 from conftest import DOCUMENT
-from secure_headers_harness import envoy as envoy_host, traefik as traefik_host
+from secure_headers_harness import envoy as envoy_host, paths, traefik as traefik_host
 from secure_headers_harness.http_client import request
 from secure_headers_harness.paths import DEMO_POLICY as POLICY_FILE
 
 DEMO_POLICY = POLICY_FILE.read_text()
+# The `host` tests run on the Envoy dynamic module too (conftest.py).
+ENVOY_DYNAMIC_TOO = True
 BUNDLES = ["bundle-a", "bundle-b", "bundle-c", "bundle-d", "bundle-e"]
 
 # What each bundle adds, checked over https on the SPA page.
@@ -39,6 +41,7 @@ def demo(proxy_for, host):
 def test_both_hosts_ship_the_same_policy_file():
     policy = json.loads(DEMO_POLICY)
     assert json.loads(envoy_host.committed_policy()) == policy
+    assert json.loads(envoy_host.committed_policy(paths.ENVOY_DYNAMIC_YAML)) == policy
     assert json.loads(traefik_host.committed_policy()) == policy
 
 
@@ -143,7 +146,7 @@ def test_error_replies_are_covered(demo):
     missing = demo.get("/no-such-page", headers=DOCUMENT)
     assert missing.status == 404 and missing.one("x-content-type-options") == "nosniff"
     assert missing.one("x-powered-by") is None
-    if demo.name == "envoy":
+    if demo.is_envoy:
         local = demo.get("/local-404")
         assert (local.status, local.body) == (404, b"not here")
         assert local.one("content-security-policy") is not None

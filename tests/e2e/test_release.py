@@ -83,6 +83,7 @@ def test_same_modules_give_the_same_digests(release):
         dist = work_dir(f"dist-{run}")
         shutil.copytree(ROOT / "dist" / "proxy-wasm", dist / "proxy-wasm")
         shutil.copytree(ROOT / "dist" / "http-wasm", dist / "http-wasm")
+        shutil.copytree(ROOT / "dist" / "envoy-dynamic", dist / "envoy-dynamic")
         made = make_release(dist)
         digests.append((made / "SHA256SUMS").read_text())
         assert json.loads((made / "release.json").read_text()) == release

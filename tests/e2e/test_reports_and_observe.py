@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import DOCUMENT
+from conftest import ENVOY_DYNAMIC_HOST, DOCUMENT
 
 HOSTS_RULE = {"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"]}
 COLLECTING = json.dumps({"csp_reports": {"max_body_bytes": 4096}, "rules": [HOSTS_RULE]})
@@ -33,7 +33,9 @@ def counter_moved(proxy, name: str, at_least: int = 1, timeout: float = 5) -> No
     seen = None
     while time.monotonic() < deadline:
         if proxy.is_envoy:
-            url = f"{proxy.server.admin}/stats?filter=^wasmcustom\\.secure_headers\\.{re.escape(name)}$"
+            # Envoy's prefix for a Wasm module's counters, or for a dynamic module's.
+            prefix = "dynamicmodulescustom" if proxy.name == ENVOY_DYNAMIC_HOST else "wasmcustom"
+            url = f"{proxy.server.admin}/stats?filter=^{prefix}\\.secure_headers\\.{re.escape(name)}$"
             with urllib.request.urlopen(url) as r:
                 seen = r.read().decode()
             values = [int(v) for v in re.findall(r": (\d+)", seen)]

@@ -27,15 +27,6 @@ use std::time::Duration;
 /// How long the filter waits for a document it fetches before letting the request go to the upstream itself
 /// (Envoy's default route timeout).
 const DOCUMENT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
-/// The most body an in-stream document may hold, whatever the rule's `max_body_bytes`. Envoy answers 500 itself
-/// when a held body passes the stream's buffer limit (the listener's `per_connection_buffer_limit_bytes`, 1 MiB
-/// by default), and it checks each read against it before the filter sees that read. A declared length is held
-/// up to 64 KiB short of the default limit; a chunked body only up to a quarter of it, so that a read of up to
-/// 768 KiB still fits (the filter lets the document go on, with the static CSP, once it passes the limit).
-const HOLD_LIMITS: HoldLimits = HoldLimits {
-    declared_length: (1 << 20) - (64 << 10),
-    unknown_length: 256 << 10,
-};
 /// Envoy's name for the reply made from a fetched document (%RESPONSE_CODE_DETAILS% in the access log).
 const DOCUMENT_REPLY_DETAILS: &str = "secure_headers_hashed_document";
 
@@ -257,7 +248,7 @@ impl SecureHeaders {
             DocumentPath::Fetch => false,
         };
         if hold {
-            // document_hold kept max_bytes within HOLD_LIMITS, which fit a u32.
+            // document_hold kept max_bytes within HoldLimits::ENVOY, which fit a u32.
             self.holding = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
         }
         hold
@@ -416,7 +407,7 @@ impl HttpContext for SecureHeaders {
         let hold = if self.document && !end_of_stream {
             self.loaded
                 .policy
-                .document_hold(&facts, &mut response, HOLD_LIMITS)
+                .document_hold(&facts, &mut response, HoldLimits::ENVOY)
         } else {
             DocumentHold::No
         };

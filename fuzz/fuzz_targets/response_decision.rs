@@ -10,7 +10,6 @@ use secure_headers::{
     fetched_response, reply_headers, InMemoryRequest, InMemoryResponse, Metrics, OriginBook,
     Policy, RequestView, ResponseHeaders,
 };
-use std::sync::OnceLock;
 
 /// Policies that exercise every kind of rule; the fuzzer picks one per input.
 const POLICIES: &[&str] = &[
@@ -113,14 +112,19 @@ impl Metrics for Counted {
     }
 }
 
+/// Compiled once per thread (libFuzzer runs one): a policy remembers its rules' last documents, as in the hosts,
+/// so it is not shared between threads.
 fn policies() -> &'static [Policy] {
-    static COMPILED: OnceLock<Vec<Policy>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        POLICIES
-            .iter()
-            .map(|json| Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
-            .collect()
-    })
+    thread_local! {
+        static COMPILED: &'static [Policy] = Box::leak(
+            POLICIES
+                .iter()
+                .map(|json| Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+    }
+    COMPILED.with(|compiled| *compiled)
 }
 
 /// Envoy hands the filter lower-case names; a fetch whose headers are not all text is never answered from.

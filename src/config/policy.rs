@@ -50,26 +50,14 @@ impl Policy {
                 ),
             ));
         }
-        Policy::from_deserializer(&mut serde_json::Deserializer::from_slice(json))
+        Policy::compile(layer_from_json(json)?)
     }
 
     /// The policy from any serde deserializer (JSON text, or Traefik's options); errors carry the field path.
     pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Policy, ConfigError> {
-        let top: Layer = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let field = e.path().to_string();
-            ConfigError::new(
-                // serde_path_to_error writes `.` for the document, `?` before any field was reached.
-                if field == "." || field == "?" {
-                    String::new()
-                } else {
-                    field
-                },
-                e.into_inner().to_string(),
-            )
-        })?;
-        Policy::compile(top)
+        Policy::compile(layer_from(deserializer)?)
     }
 
     fn compile(mut top: Layer) -> Result<Policy, ConfigError> {
@@ -157,6 +145,28 @@ impl Policy {
             )
             .chain(inline)
     }
+}
+
+/// One layer from JSON text: the policy itself and every built-in preset go through this one deserializer, so
+/// the schema's parser is generated once for JSON text (the Wasm modules carry one copy, not two).
+pub fn layer_from_json(json: &[u8]) -> Result<Layer, ConfigError> {
+    layer_from(&mut serde_json::Deserializer::from_slice(json))
+}
+
+/// One layer from any serde deserializer; errors carry the field path.
+fn layer_from<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Layer, ConfigError> {
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::new(
+            // serde_path_to_error writes `.` for the document, `?` before any field was reached.
+            if field == "." || field == "?" {
+                String::new()
+            } else {
+                field
+            },
+            e.into_inner().to_string(),
+        )
+    })
 }
 
 fn compile_rule(

@@ -101,8 +101,15 @@ pub fn load(field: &str, name: &str) -> Result<Layer, ConfigError> {
             ),
         ));
     };
-    serde_json::from_str(json)
-        .map_err(|e| ConfigError::new(field, format!("built-in preset `{name}` is broken: {e}")))
+    crate::config::policy::layer_from_json(json.as_bytes()).map_err(|e| {
+        ConfigError::new(
+            field,
+            format!(
+                "built-in preset `{name}` is broken at {}: {}",
+                e.field, e.reason
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

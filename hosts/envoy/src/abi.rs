@@ -372,6 +372,8 @@ pub mod mock_host {
         pub tick_period_ms: Option<u32>,
         pub now_ns: u64,
         pub http_calls: Vec<(String, Vec<u8>, u32)>,
+        /// Every header write, in order, as (call, name): which call a write used.
+        pub header_writes: Vec<(&'static str, String)>,
     }
 
     thread_local! {
@@ -430,6 +432,7 @@ pub mod mock_host {
         let (name, value) = unsafe { (text(key, key_size), text(value, value_size)) };
         HOST.with(|h| {
             let mut host = h.borrow_mut();
+            host.header_writes.push(("replace", name.clone()));
             let headers = map_of(&mut host, map);
             headers.retain(|(n, _)| *n != name);
             headers.push((name, value));
@@ -446,7 +449,11 @@ pub mod mock_host {
     ) -> u32 {
         // SAFETY: live buffers from the guest.
         let pair = unsafe { (text(key, key_size), text(value, value_size)) };
-        HOST.with(|h| map_of(&mut h.borrow_mut(), map).push(pair));
+        HOST.with(|h| {
+            let mut host = h.borrow_mut();
+            host.header_writes.push(("add", pair.0.clone()));
+            map_of(&mut host, map).push(pair);
+        });
         Status::Ok as u32
     }
 

@@ -107,12 +107,48 @@ impl RequestView for EnvoyRequest {
 
 pub struct EnvoyResponse {
     headers: HeaderSnapshot,
+    written: WrittenNames,
 }
 
 impl EnvoyResponse {
     pub fn read() -> Self {
         EnvoyResponse {
             headers: HeaderSnapshot::take(MapType::HttpResponseHeaders, RESPONSE_SLOT),
+            written: WrittenNames::default(),
+        }
+    }
+}
+
+/// The names this filter wrote into the response, as hashes: a `set` of a name the upstream did not send
+/// and the filter has not written becomes an add, which Envoy does without looking the name up first. A
+/// hash collision, or more names than fit, only costs the replace that would otherwise have run.
+#[derive(Default)]
+struct WrittenNames {
+    hashes: [u64; 16],
+    count: usize,
+    overflowed: bool,
+}
+
+impl WrittenNames {
+    fn hash(name: &str) -> u64 {
+        // FNV-1a: a few instructions per byte, no table.
+        name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    fn may_contain(&self, name: &str) -> bool {
+        let hash = Self::hash(name);
+        self.overflowed || self.hashes.iter().take(self.count).any(|h| *h == hash)
+    }
+
+    fn insert(&mut self, name: &str) {
+        match self.hashes.get_mut(self.count) {
+            Some(slot) => {
+                *slot = Self::hash(name);
+                self.count += 1;
+            }
+            None => self.overflowed = true,
         }
     }
 }
@@ -129,12 +165,19 @@ impl ResponseHeaders for EnvoyResponse {
         self.headers.get(name)
     }
 
+    /// Adds a header the response does not have (Envoy's cheaper call), replaces one it has.
     fn set(&mut self, name: &str, value: &str) {
-        abi::replace_response_header(name, value);
+        if self.headers.get(name).is_none() && !self.written.may_contain(name) {
+            abi::add_response_header(name, value);
+        } else {
+            abi::replace_response_header(name, value);
+        }
+        self.written.insert(name);
     }
 
     fn append(&mut self, name: &str, value: &str) {
         abi::add_response_header(name, value);
+        self.written.insert(name);
     }
 
     /// Only a header that is there costs a host call.
@@ -235,6 +278,76 @@ mod tests {
                 ("vary", "a"),
                 ("vary", "b")
             ])
+        );
+    }
+
+    #[test]
+    fn a_set_adds_what_the_response_lacks_and_replaces_what_it_has() {
+        let ((), host) = with_host(
+            |host| {
+                host.response_headers = pairs(&[(":status", "200"), ("cache-control", "private")])
+            },
+            || {
+                let mut response = EnvoyResponse::read();
+                response.set("x-frame-options", "DENY");
+                response.set("cache-control", "no-store");
+                response.set("x-frame-options", "SAMEORIGIN");
+                response.append("vary", "a");
+                response.set("vary", "b");
+            },
+        );
+        assert_eq!(
+            host.header_writes,
+            [
+                ("add", "x-frame-options"),
+                ("replace", "cache-control"),
+                ("replace", "x-frame-options"),
+                ("add", "vary"),
+                ("replace", "vary")
+            ]
+            .map(|(call, name)| (call, name.to_owned()))
+        );
+        assert_eq!(
+            host.response_headers,
+            pairs(&[
+                (":status", "200"),
+                ("cache-control", "no-store"),
+                ("x-frame-options", "SAMEORIGIN"),
+                ("vary", "b")
+            ])
+        );
+    }
+
+    #[test]
+    fn more_written_names_than_are_remembered_are_replaced() {
+        let ((), host) = with_host(
+            |host| host.response_headers = pairs(&[(":status", "200")]),
+            || {
+                let mut response = EnvoyResponse::read();
+                for i in 0..20 {
+                    response.set(&format!("x-h{i}"), "1");
+                }
+                response.set("x-h0", "2");
+            },
+        );
+        // 16 names are remembered; the 17th is still new, then every name is replaced.
+        assert_eq!(
+            host.header_writes
+                .iter()
+                .filter(|(c, _)| *c == "add")
+                .count(),
+            17
+        );
+        assert_eq!(
+            host.header_writes.last(),
+            Some(&("replace", "x-h0".to_owned()))
+        );
+        assert_eq!(
+            host.response_headers
+                .iter()
+                .filter(|(n, _)| n == "x-h0")
+                .count(),
+            1
         );
     }
 

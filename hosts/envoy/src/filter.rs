@@ -118,10 +118,14 @@ impl RootContext for PolicyRoot {
                     .get_current_time()
                     .duration_since(started)
                     .unwrap_or_default();
+                // Milliseconds with three decimals from integer microseconds: float formatting would add
+                // 6 KB of code to the module for this one line.
+                let micros = elapsed.as_micros();
                 log::info!(
-                    "secure-headers: policy loaded ({} rule(s), {:.3} ms), {}",
+                    "secure-headers: policy loaded ({} rule(s), {}.{:03} ms), {}",
                     policy.rules.len(),
-                    elapsed.as_secs_f64() * 1000.0,
+                    micros / 1000,
+                    micros % 1000,
                     load_identity(&json)
                 );
                 let telemetry = Telemetry::for_policy(&policy, define_envoy_counter);

@@ -272,6 +272,13 @@ pub mod mock_host {
         pub features: i32,
         /// Calls of each read import, to check the buffer grows once.
         pub reads: usize,
+        /// Every header, URI, method and status call, in order (`"get_header_values 1 content-type"`), to check
+        /// which host calls a path makes.
+        pub calls: Vec<String>,
+    }
+
+    fn record(call: String) {
+        HOST.with(|h| h.borrow_mut().calls.push(call));
     }
 
     thread_local! {
@@ -307,6 +314,7 @@ pub mod mock_host {
     }
 
     pub unsafe fn enable_features(features: i32) -> i32 {
+        record(format!("enable_features {features}"));
         HOST.with(|h| {
             let mut host = h.borrow_mut();
             host.features |= features;
@@ -327,12 +335,14 @@ pub mod mock_host {
     }
 
     pub unsafe fn get_method(buf: *mut u8, limit: i32) -> i32 {
+        record("get_method".into());
         let value = HOST.with(|h| h.borrow().method.clone());
         // SAFETY: the guest's buffer.
         unsafe { answer(&value, buf, limit) }
     }
 
     pub unsafe fn get_uri(buf: *mut u8, limit: i32) -> i32 {
+        record("get_uri".into());
         let value = HOST.with(|h| h.borrow().uri.clone());
         // SAFETY: the guest's buffer.
         unsafe { answer(&value, buf, limit) }
@@ -347,6 +357,7 @@ pub mod mock_host {
     ) -> i64 {
         // SAFETY: a live buffer from the guest.
         let name = unsafe { text(name, name_len) };
+        record(format!("get_header_values {kind} {name}"));
         let (count, values) = HOST.with(|h| {
             let host = h.borrow();
             let values: Vec<&String> = host.headers[kind as usize]
@@ -369,6 +380,7 @@ pub mod mock_host {
     pub unsafe fn set_header_value(kind: i32, name: *const u8, n: i32, value: *const u8, v: i32) {
         // SAFETY: live buffers from the guest.
         let (name, value) = unsafe { (text(name, n), text(value, v)) };
+        record(format!("set_header_value {kind} {name}"));
         HOST.with(|h| {
             let headers = &mut h.borrow_mut().headers[kind as usize];
             headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
@@ -379,12 +391,14 @@ pub mod mock_host {
     pub unsafe fn add_header_value(kind: i32, name: *const u8, n: i32, value: *const u8, v: i32) {
         // SAFETY: live buffers from the guest.
         let pair = unsafe { (text(name, n), text(value, v)) };
+        record(format!("add_header_value {kind} {}", pair.0));
         HOST.with(|h| h.borrow_mut().headers[kind as usize].push(pair));
     }
 
     pub unsafe fn remove_header(kind: i32, name: *const u8, n: i32) {
         // SAFETY: a live buffer from the guest.
         let name = unsafe { text(name, n) };
+        record(format!("remove_header {kind} {name}"));
         HOST.with(|h| {
             h.borrow_mut().headers[kind as usize]
                 .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name))
@@ -392,6 +406,7 @@ pub mod mock_host {
     }
 
     pub unsafe fn get_status_code() -> i32 {
+        record("get_status_code".into());
         HOST.with(|h| h.borrow().status)
     }
 

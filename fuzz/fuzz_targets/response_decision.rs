@@ -10,7 +10,6 @@ use secure_headers::{
     fetched_response, reply_headers, InMemoryRequest, InMemoryResponse, Metrics, OriginBook,
     Policy, RequestView, ResponseHeaders,
 };
-use std::sync::OnceLock;
 
 /// Policies that exercise every kind of rule; the fuzzer picks one per input.
 const POLICIES: &[&str] = &[
@@ -114,13 +113,16 @@ impl Metrics for Counted {
 }
 
 fn policies() -> &'static [Policy] {
-    static COMPILED: OnceLock<Vec<Policy>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        POLICIES
-            .iter()
-            .map(|json| Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
-            .collect()
-    })
+    thread_local! {
+        // A Policy is not Sync (each rule remembers its last document in a RefCell): one set per fuzzing thread.
+        static COMPILED: &'static [Policy] = Vec::leak(
+            POLICIES
+                .iter()
+                .map(|json| Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+                .collect(),
+        );
+    }
+    COMPILED.with(|compiled| *compiled)
 }
 
 /// Envoy hands the filter lower-case names; a fetch whose headers are not all text is never answered from.

@@ -122,9 +122,10 @@ fn load(policy: Policy, text: &[u8]) {
     abi::write_log(
         LogLevel::Info,
         &format!(
-            "secure-headers: policy loaded ({} rule(s)), {}",
+            "secure-headers: policy loaded ({} rule(s)), {}{}",
             policy.rules.len(),
-            load_identity(text)
+            load_identity(text),
+            linear_memory()
         ),
     );
     abi::write_log(
@@ -134,6 +135,21 @@ fn load(policy: Policy, text: &[u8]) {
     let telemetry = Telemetry::for_policy(&policy, |_| ());
     TELEMETRY.with(|t| *t.borrow_mut() = Some(telemetry));
     POLICY.with(|p| *p.borrow_mut() = Some(policy));
+}
+
+/// The instance's linear memory once the policy is compiled: what each of Traefik's pooled instances holds at
+/// least (Traefik keeps one pool per router), so an operator and the scale bench can read it from the log.
+fn linear_memory() -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        const PAGE_KIB: usize = 64;
+        format!(
+            ", linear memory {} KiB after configure",
+            core::arch::wasm32::memory_size::<0>().saturating_mul(PAGE_KIB)
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    String::new()
 }
 
 /// A request an unprotected instance lets through: counted, and said once a minute.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import re
 import subprocess
 import sys
 import threading
@@ -151,6 +151,11 @@ class PangolinTraefik(TraefikProcess):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def linear_memory_kib(self) -> int:
+        """The largest linear memory an instance logged after configure (each logs it when created)."""
+        sizes = [int(m) for m in re.findall(r"linear memory (\d+) KiB after configure", self.log())]
+        return max(sizes, default=0)
+
     def instances_created(self) -> int:
         return self.log().count("secure-headers: policy loaded")
 
@@ -204,11 +209,12 @@ def held_pages(traefik: PangolinTraefik, concurrent: int) -> float:
     return time.monotonic() - start
 
 
-def wasm_initial_memory(path: Path) -> int:
-    """The module's initial linear memory in bytes (its memory section's minimum, in 64 KiB pages)."""
+def wasm_memory_layout(path: Path) -> dict:
+    """The module's initial linear memory (its memory section's minimum pages), the stack below it (the first
+    global, __stack_pointer, starts at the stack's top) and its static data (the data segments), in bytes."""
     data = path.read_bytes()
 
-    def uleb(at: int) -> tuple[int, int]:
+    def leb(at: int, signed: bool = False) -> tuple[int, int]:
         value = shift = 0
         while True:
             byte = data[at]
@@ -216,19 +222,33 @@ def wasm_initial_memory(path: Path) -> int:
             at += 1
             shift += 7
             if byte < 0x80:
+                if signed and byte & 0x40:
+                    value -= 1 << shift
                 return value, at
 
+    layout = {}
     at = 8
     while at < len(data):
         section, at = data[at], at + 1
-        size, at = uleb(at)
-        if section == 5:
-            _count, inner = uleb(at)
-            _flags, inner = uleb(inner + 0)
-            pages, _ = uleb(inner)
-            return pages * 65536
+        size, at = leb(at)
+        if section == 5:  # memory: count, limits flags, minimum pages
+            _, inner = leb(at)
+            _, inner = leb(inner)
+            layout["initial_memory_bytes"] = leb(inner)[0] * 65536
+        elif section == 6:  # globals: the first is the stack pointer (type, mutability, i32.const N, end)
+            layout["stack_bytes"] = leb(leb(at)[1] + 3, signed=True)[0]
+        elif section == 11:  # active data segments: flags 0, i32.const offset, end, length, bytes
+            count, inner = leb(at)
+            total = 0
+            for _ in range(count):
+                _, inner = leb(inner)
+                _, inner = leb(inner + 1, signed=True)
+                length, inner = leb(inner + 1)
+                total += length
+                inner += length
+            layout["data_bytes"] = total
         at += size
-    raise RuntimeError("no memory section")
+    return layout
 
 
 def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstream, args) -> dict:
@@ -247,6 +267,7 @@ def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstre
             with PeakRSS(traefik) as peak:
                 served = spread_load(traefik, count, args.seconds, args.connections)
             rows.append({"routers": count, "idle_rss_kib": idle, "load_peak_rss_kib": peak.peak,
+                         "linear_memory_after_configure_kib": traefik.linear_memory_kib(),
                          "requests": served, "instances_idle": created_idle,
                          "instances_after_load": traefik.instances_created()})
         api.server.shutdown()
@@ -254,11 +275,12 @@ def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstre
     return {"rows": rows}
 
 
-def reloads(middleware: dict, routers: int, upstream: Upstream, count: int) -> dict:
+def reloads(variant: str, middleware: dict, routers: int, upstream: Upstream, count: int) -> dict:
     """`count` provider reloads, each renaming router 0's host; RSS before, every 10 reloads, and after."""
     api = ProviderAPI()
     api.config = pangolin_config(routers, middleware, upstream.port)
-    traefik = PangolinTraefik(api_port=api.port, workdir=work_dir("scale-reloads"), env={"GOMAXPROCS": "1"})
+    traefik = PangolinTraefik(api_port=api.port, workdir=work_dir(f"scale-reloads-{variant}"),
+                              env={"GOMAXPROCS": "1"})
     samples = []
     with traefik:
         wait_serving(traefik, [resource_host(i) for i in range(routers)])
@@ -269,7 +291,7 @@ def reloads(middleware: dict, routers: int, upstream: Upstream, count: int) -> d
             if generation % 10 == 0 or generation == count:
                 samples.append({"reloads": generation, "rss_kib": traefik.rss_kib(),
                                 "instances": traefik.instances_created()})
-                print(f"reloads: {samples[-1]}", file=sys.stderr)
+                print(f"{variant} reloads: {samples[-1]}", file=sys.stderr)
         time.sleep(5)  # let Go's GC and scavenger run once more
         samples.append({"reloads": count, "settled": True, "rss_kib": traefik.rss_kib(),
                         "instances": traefik.instances_created()})
@@ -315,6 +337,11 @@ def reload_growth(reloads: dict) -> str:
             f"{grown / max(1, created):.0f} KiB of RSS kept per instance created.")
 
 
+def reload_samples(samples: list[dict]) -> str:
+    return ", ".join(f"{x['rss_kib'] / 1024:.1f} MiB after {x['reloads']}" + (" (5 s later)" if x.get("settled")
+                                                                             else "") for x in samples)
+
+
 def ratio_line(s: dict, results: dict) -> str:
     """Plugin against native per router; a native slope under 16 KiB is noise, so no ratio is claimed then."""
     native = s["native_kib_per_router_idle"]
@@ -338,7 +365,12 @@ def markdown(results: dict) -> str:
              "Plugin instances: each logs a line when created (Go's sync.Pool drops idle ones at each GC, so this "
              "counts creations).", "",
              f"The module's initial linear memory: {results['initial_memory_bytes'] // 1024} KiB "
-             f"({results['initial_memory_bytes'] // 65536} pages), the floor of every instance.", "",
+             f"({results['initial_memory_bytes'] // 65536} pages), the floor of every instance; its linear memory "
+             "once the policy is compiled (logged by each instance): "
+             f"{max(r['linear_memory_after_configure_kib'] for r in results['plugin']['rows'])} KiB. Of the "
+             f"initial memory, {results['stack_bytes'] // 1024} KiB is the stack (the toolchain's default for "
+             f"Wasm) and {results['data_bytes'] // 1024} KiB static data; the heap after configure fits in the "
+             "rest.", "",
              "| routers | plugin idle RSS | plugin load peak | plugin instances (idle / after load) | "
              "native headers idle RSS | native load peak |",
              "|---:|---:|---:|---:|---:|---:|"]
@@ -353,10 +385,11 @@ def markdown(results: dict) -> str:
               f"{s['native_kib_per_router_load']:.0f} KiB under load; " + ratio_line(s, results), ""]
     r = results["reloads"]["samples"]
     lines += [f"Reloads ({results['reloads']['routers']} plugin routers, each reload renames one router's host): "
-              + ", ".join(f"{x['rss_kib'] / 1024:.1f} MiB after {x['reloads']}" + (" (5 s later)" if x.get("settled")
-                                                                                   else "") for x in r)
+              + reload_samples(r)
               + f"; instances created {r[0]['instances']} -> {r[-1]['instances']}. "
-              + reload_growth(results["reloads"]), ""]
+              + reload_growth(results["reloads"]), "",
+              "The same reloads with the native headers middleware: "
+              + reload_samples(results["reloads_native"]["samples"]) + ".", ""]
     h = results["held"]
     lines += [f"Held pages: {h['concurrent']} concurrent GETs of a 1 MiB page whose last byte comes "
               f"{HOLD_SECONDS:.0f} s late (so all are in flight at once, each buffered by the plugin): RSS "
@@ -401,10 +434,11 @@ def main() -> int:
     plugin = {"plugin": {PLUGIN_KEY: {"policy": POLICY}}}
     native = companion_middleware(POLICY, [])
     results = {"note": args.note, "seconds": args.seconds, "connections": args.connections,
-               "initial_memory_bytes": wasm_initial_memory(HTTP_WASM_DIR / "secure_headers.wasm"),
+               **wasm_memory_layout(HTTP_WASM_DIR / "secure_headers.wasm"),
                "plugin": measure("plugin", plugin, routers, upstream, args),
                "native": measure("native", native, routers, upstream, args),
-               "reloads": reloads(plugin, args.reload_routers, upstream, args.reloads),
+               "reloads": reloads("plugin", plugin, args.reload_routers, upstream, args.reloads),
+               "reloads_native": reloads("native", native, args.reload_routers, upstream, args.reloads),
                "held": held(plugin, upstream, args.held)}
     p, n = results["plugin"]["rows"], results["native"]["rows"]
     results["summary"] = {

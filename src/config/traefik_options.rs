@@ -1,5 +1,6 @@
 //! Traefik's plugin options: the policy written as ordinary YAML keys under the middleware (so also as Docker or
-//! Pangolin labels), or as one JSON string under `policy`.
+//! Pangolin labels), or as one JSON string under `policy`; beside either, `on_invalid_policy` (what the
+//! middleware does when the policy fails validation).
 //!
 //! Traefik hands a plugin its options as JSON it re-encodes itself (measured with Traefik 3.7): every scalar
 //! becomes a string (`600` -> `"600"`, `false` -> `"false"`, `1.5` -> `"1.500000"`), an empty list or map

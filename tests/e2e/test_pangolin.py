@@ -228,7 +228,8 @@ def test_a_bad_edit_under_pass_serves_every_resource_unchanged_and_says_so(edite
         if host != "legacy.example.com":
             assert reply.one("content-security-policy") is None, (host, reply.one("content-security-policy"))
     log = edited.log()
-    # Traefik builds the middleware per router (and per entry point): one ERROR line each, naming the field.
+    # Traefik builds the middleware per router and entry point: each logs an ERROR line naming the field (and each
+    # further instance it creates for concurrent requests logs one more).
     errors = [line for line in log.splitlines() if "on_invalid_policy is pass: serving every request" in line]
     assert all(f" ERR secure-headers: invalid policy at {BAD_FIELD}: " in line for line in errors), errors
     for i, _, _ in RESOURCES:

@@ -9,48 +9,17 @@ of the policy under both `on_invalid_policy` choices: `refuse` takes every resou
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from dataclasses import dataclass, field
 
 import pytest
 import yaml
 from secure_headers_harness.http_client import request
+from secure_headers_harness.served import Served
 from readme_examples import example, middleware_options
 from secure_headers_harness.traefik import PLUGIN_KEY, Traefik
 
 ADDITIONAL_MIDDLEWARES = ["secure-headers@file", "secure-headers-streamed@file"]
 LEGACY_CSP = "frame-ancestors https://sso.example.com; default-src 'self' 'unsafe-inline'"
-
-
-class Served:
-    """A tiny HTTP server in a thread answering every request with `reply(path)`; counts requests."""
-
-    def __init__(self, reply):
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                served.requests += 1
-                status, body = reply(self.path)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.requests = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 RESOURCES = [(1, "photos.example.com", {"Cache-Control": "no-cache", "X-Pangolin-Resource": "immich"}),

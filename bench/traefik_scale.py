@@ -22,11 +22,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from secure_headers_harness.paths import HTTP_WASM_DIR, work_dir
 from secure_headers_harness.processes import free_port
+from secure_headers_harness.served import Served, serve_in_thread
 from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, TraefikProcess, companion_middleware,
                                             install_plugin)
 
@@ -35,17 +36,6 @@ POLICY = '{"presets": ["immich"]}'
 PAGE = b"<!doctype html><title>ok</title><p>ok</p>"
 BIG = 1 << 20  # a held page of 1 MiB
 HOLD_SECONDS = 3.0  # the big page's last byte comes this late, so every request is in flight at once
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A loopback server that does not print a traceback each time wrk hangs up at the end of a run."""
-
-    daemon_threads = True
-    request_queue_size = 512
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 class Upstream:
@@ -72,33 +62,16 @@ class Upstream:
             def log_message(self, *args):
                 pass
 
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
+        self.server = serve_in_thread(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-class ProviderAPI:
+class ProviderAPI(Served):
     """Pangolin's API as Traefik's HTTP provider polls it: serves `config`, which the bench replaces to reload."""
 
     def __init__(self):
         self.config: dict = {}
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = json.dumps(api.config).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(lambda path: (200, json.dumps(self.config).encode()))
 
 
 def resource_host(i: int) -> str:
@@ -201,10 +174,11 @@ def spread_load(traefik: PangolinTraefik, routers: int, seconds: int, connection
     return int(run.stdout.split(" requests in")[0].split()[-1])
 
 
-def held_pages(traefik: PangolinTraefik, concurrent: int) -> float:
+def held_pages(traefik: PangolinTraefik, concurrent: int, headers: dict[str, str]) -> float:
     """`concurrent` GETs of the 1 MiB page at once (hey, one each); returns the seconds they took."""
     start = time.monotonic()
-    subprocess.run(["hey", "-n", str(concurrent), "-c", str(concurrent), "-host", resource_host(0),
+    extra = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    subprocess.run(["hey", "-n", str(concurrent), "-c", str(concurrent), "-host", resource_host(0), *extra,
                     f"http://127.0.0.1:{traefik.ports['http']}/big"], capture_output=True, check=True)
     return time.monotonic() - start
 
@@ -270,7 +244,7 @@ def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstre
                          "linear_memory_after_configure_kib": traefik.linear_memory_kib(),
                          "requests": served, "instances_idle": created_idle,
                          "instances_after_load": traefik.instances_created()})
-        api.server.shutdown()
+        api.close()
         print(f"{variant} {count} routers: {rows[-1]}", file=sys.stderr)
     return {"rows": rows}
 
@@ -295,11 +269,18 @@ def reloads(variant: str, middleware: dict, routers: int, upstream: Upstream, co
         time.sleep(5)  # let Go's GC and scavenger run once more
         samples.append({"reloads": count, "settled": True, "rss_kib": traefik.rss_kib(),
                         "instances": traefik.instances_created()})
-    api.server.shutdown()
+    api.close()
     return {"routers": routers, "samples": samples}
 
 
-def held(middleware: dict, upstream: Upstream, concurrent: int) -> dict:
+# The same 1 MiB pages three ways, so the held figure can be taken apart: the plugin holding them (a plain GET),
+# the plugin streaming them (an image's destination is never a document: one instance per request, no buffer),
+# and the native headers middleware (neither).
+HELD_VARIANTS = {"plugin_held": ("plugin", {}), "plugin_streamed": ("plugin", {"Sec-Fetch-Dest": "image"}),
+                 "native": ("native", {})}
+
+
+def held(middleware: dict, upstream: Upstream, concurrent: int, headers: dict[str, str]) -> dict:
     api = ProviderAPI()
     api.config = pangolin_config(1, middleware, upstream.port)
     traefik = PangolinTraefik(api_port=api.port, workdir=work_dir("scale-held"), env={"GOMAXPROCS": "1"})
@@ -308,11 +289,11 @@ def held(middleware: dict, upstream: Upstream, concurrent: int) -> dict:
         time.sleep(1)
         before = traefik.rss_kib()
         with PeakRSS(traefik) as peak:
-            seconds = held_pages(traefik, concurrent)
+            seconds = held_pages(traefik, concurrent, headers)
         instances = traefik.instances_created()
         time.sleep(5)
         settled = traefik.rss_kib()
-    api.server.shutdown()
+    api.close()
     in_flight = concurrent * BIG // 1024
     return {"concurrent": concurrent, "page_bytes": BIG, "rss_before_kib": before, "peak_rss_kib": peak.peak,
             "bytes_in_flight_kib": in_flight, "growth_over_in_flight": (peak.peak - before) / in_flight,
@@ -333,8 +314,8 @@ def reload_growth(reloads: dict) -> str:
     created = last["instances"] - first["instances"]
     verdict = "Not flat" if grown > first["rss_kib"] // 20 else "Flat (within 5 %)"
     return (f"{verdict}: {grown / count / 1024:.1f} MiB per reload, {created / count:.0f} instances created per "
-            f"reload (every router's plugin middleware is built again, not only the changed one's), "
-            f"{grown / max(1, created):.0f} KiB of RSS kept per instance created.")
+            f"reload (every router's plugin middleware is built again, not only the changed one's, each with a "
+            f"first instance), {grown / max(1, created):.0f} KiB of RSS kept per middleware built.")
 
 
 def reload_samples(samples: list[dict]) -> str:
@@ -348,11 +329,11 @@ def ratio_line(s: dict, results: dict) -> str:
     ratio = (f"ratio plugin / native (idle) {s['plugin_kib_per_router_idle'] / native:.1f}x" if native >= 16
              else "the native middleware's per-router cost is within the noise (under 16 KiB), so no ratio is "
                   f"given (the plugin's: {s['plugin_kib_per_router_idle']:.0f} KiB)")
-    return (f"{ratio}. The plugin's per-router cost is its guest instances (instances per router idle at the "
-            f"largest count: {results['plugin']['rows'][-1]['instances_idle'] / results['plugin']['rows'][-1]['routers']:.1f}), "
-            f"each with its own linear memory (the module's initial memory is "
-            f"{results['initial_memory_bytes'] // 1024} KiB) and wazero's per-instance state; the native "
-            "middleware is a few Go structs per router.")
+    return (f"{ratio}. Instances per router idle at the largest count: "
+            f"{results['plugin']['rows'][-1]['instances_idle'] / results['plugin']['rows'][-1]['routers']:.1f}; "
+            "the held-pages table below shows what one instance adds (streamed minus native), so the rest of the "
+            "per-router cost is what Traefik builds per router for a Wasm middleware, outside its instances "
+            "(not taken apart further).")
 
 
 def markdown(results: dict) -> str:
@@ -391,15 +372,20 @@ def markdown(results: dict) -> str:
               "The same reloads with the native headers middleware: "
               + reload_samples(results["reloads_native"]["samples"]) + ".", ""]
     h = results["held"]
-    lines += [f"Held pages: {h['concurrent']} concurrent GETs of a 1 MiB page whose last byte comes "
-              f"{HOLD_SECONDS:.0f} s late (so all are in flight at once, each buffered by the plugin): RSS "
-              f"{h['rss_before_kib'] / 1024:.1f} MiB before, {h['peak_rss_kib'] / 1024:.1f} MiB peak, against "
-              f"{h['bytes_in_flight_kib'] / 1024:.0f} MiB of bodies in flight: growth "
-              f"{h['growth_over_in_flight']:.2f}x the bytes in flight; {h['rss_5s_after_kib'] / 1024:.1f} MiB 5 s after; "
-              f"{h['instances']} instances created: "
-              f"{(h['peak_rss_kib'] - h['rss_before_kib']) / h['concurrent'] / 1024:.2f} MiB per request in flight "
-              "(consistent with the 1 MiB body Traefik buffers in a growing []byte plus one guest instance per "
-              "request; not attributed further).", ""]
+    per_request = {name: (v["peak_rss_kib"] - v["rss_before_kib"]) / v["concurrent"] / 1024 for name, v in h.items()}
+    first = h["plugin_held"]
+    lines += [f"Held pages: {first['concurrent']} concurrent GETs of a 1 MiB page whose last byte comes "
+              f"{HOLD_SECONDS:.0f} s late (so all are in flight at once), against "
+              f"{first['bytes_in_flight_kib'] / 1024:.0f} MiB of bodies in flight:", "",
+              "| middleware | RSS before | peak | 5 s after | growth / bytes in flight | per request | "
+              "instances created |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, v in h.items():
+        lines.append(f"| {name.replace('_', ' ')} | {v['rss_before_kib'] / 1024:.1f} MiB | "
+                     f"{v['peak_rss_kib'] / 1024:.1f} MiB | {v['rss_5s_after_kib'] / 1024:.1f} MiB | "
+                     f"{v['growth_over_in_flight']:.2f}x | {per_request[name]:.2f} MiB | {v['instances']} |")
+    lines += ["", f"So per held request: {per_request['plugin_streamed'] - per_request['native']:.2f} MiB for its "
+              f"guest instance (streamed minus native) and {per_request['plugin_held'] - per_request['plugin_streamed']:.2f}"
+              " MiB for Traefik's buffer of the 1 MiB body (held minus streamed).", ""]
     return "\n".join(lines)
 
 
@@ -445,7 +431,8 @@ def main() -> int:
                "native": measure("native", native, routers, upstream, args),
                "reloads": reloads("plugin", plugin, args.reload_routers, upstream, args.reloads),
                "reloads_native": reloads("native", native, args.reload_routers, upstream, args.reloads),
-               "held": held(plugin, upstream, args.held)}
+               "held": {name: held(plugin if variant == "plugin" else native, upstream, args.held, headers)
+                        for name, (variant, headers) in HELD_VARIANTS.items()}}
     p, n = results["plugin"]["rows"], results["native"]["rows"]
     results["summary"] = {
         "plugin_kib_per_router_idle": per_router(p, "idle_rss_kib"),

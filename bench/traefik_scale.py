@@ -346,7 +346,7 @@ def markdown(results: dict) -> str:
              "Plugin instances: each logs a line when created (Go's sync.Pool drops idle ones at each GC, so this "
              "counts creations).", "",
              f"The module's initial linear memory: {results['initial_memory_bytes'] // 1024} KiB "
-             f"({results['initial_memory_bytes'] // 65536} pages), the floor of every instance; its linear memory "
+             f"({results['initial_memory_bytes'] // 65536} pages), what every instance reserves; its linear memory "
              "once the policy is compiled (logged by each instance): "
              f"{max(r['linear_memory_after_configure_kib'] for r in results['plugin']['rows'])} KiB. Of the "
              f"initial memory, {results['stack_bytes'] // 1024} KiB is the stack (the toolchain's default for "

@@ -137,8 +137,8 @@ fn load(policy: Policy, text: &[u8]) {
     POLICY.with(|p| *p.borrow_mut() = Some(policy));
 }
 
-/// The instance's linear memory once the policy is compiled: what each of Traefik's pooled instances holds at
-/// least (Traefik keeps one pool per router), so an operator and the scale bench can read it from the log.
+/// The instance's linear memory once the policy is compiled: what each of Traefik's pooled instances reserves
+/// (Traefik keeps one pool per router), so an operator and the scale bench can read it from the log.
 fn linear_memory() -> String {
     #[cfg(target_arch = "wasm32")]
     {

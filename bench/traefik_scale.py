@@ -25,13 +25,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from secure_headers_harness.paths import HTTP_WASM_DIR, work_dir
+from secure_headers_harness.paths import BENCH_FILTERS, HTTP_WASM_DIR, work_dir
 from secure_headers_harness.processes import free_port
 from secure_headers_harness.served import Served, serve_in_thread
 from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, TraefikProcess, companion_middleware,
                                             install_plugin)
 
 BENCH = Path(__file__).resolve().parent
+# The benchmark's http-wasm guest that does nothing (make bench builds it): Traefik's cost of a Wasm middleware
+# per router, whatever the module.
+EMPTY_HTTP_WASM = [BENCH_FILTERS / "bench_empty_http_wasm.wasm",
+                   BENCH / "filters" / "empty-http-wasm" / ".traefik.yml"]
+EMPTY_MODULE, EMPTY_KEY = "github.com/secure-headers/bench-empty-http-wasm", "empty"
 POLICY = '{"presets": ["immich"]}'
 PAGE = b"<!doctype html><title>ok</title><p>ok</p>"
 BIG = 1 << 20  # a held page of 1 MiB
@@ -101,13 +106,15 @@ class PangolinTraefik(TraefikProcess):
 
     def write_config(self) -> Path:
         install_plugin(self.workdir, MODULE_NAME, HTTP_WASM_DIR.iterdir())
+        install_plugin(self.workdir, EMPTY_MODULE, EMPTY_HTTP_WASM)
         static = {
             "entryPoints": {"web": {"address": f"127.0.0.1:{self.ports['http']}"},
                             "traefik": {"address": f"127.0.0.1:{self.ports['ping']}"}},
             "ping": {"entryPoint": "traefik"},
             "providers": {"providersThrottleDuration": "100ms", "http": {
                 "endpoint": f"http://127.0.0.1:{self.api_port}/api/v1/traefik-config", "pollInterval": "250ms"}},
-            "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME}}},
+            "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
+                                              EMPTY_KEY: {"moduleName": EMPTY_MODULE}}},
             "log": {"level": "INFO", "noColor": True},
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         }
@@ -353,17 +360,20 @@ def markdown(results: dict) -> str:
              f"Wasm) and {results['data_bytes'] // 1024} KiB static data; the heap after configure fits in the "
              "rest.", "",
              "| routers | plugin idle RSS | plugin load peak | plugin instances (idle / after load) | "
-             "native headers idle RSS | native load peak |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for p, n in zip(plugin, native):
+             "native headers idle RSS | native load peak | empty Wasm guest idle RSS |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for p, n, e in zip(plugin, native, results["empty_wasm"]["rows"]):
         lines.append(f"| {p['routers']} | {p['idle_rss_kib'] / 1024:.1f} MiB | {p['load_peak_rss_kib'] / 1024:.1f} MiB"
                      f" | {p['instances_idle']} / {p['instances_after_load']} | {n['idle_rss_kib'] / 1024:.1f} MiB"
-                     f" | {n['load_peak_rss_kib'] / 1024:.1f} MiB |")
+                     f" | {n['load_peak_rss_kib'] / 1024:.1f} MiB | {e['idle_rss_kib'] / 1024:.1f} MiB |")
     s = results["summary"]
     lines += ["", f"Per router (slope from {plugin[0]['routers']} to {plugin[-1]['routers']} routers): plugin "
               f"{s['plugin_kib_per_router_idle']:.0f} KiB idle, {s['plugin_kib_per_router_load']:.0f} KiB under load;"
               f" native headers {s['native_kib_per_router_idle']:.0f} KiB idle, "
-              f"{s['native_kib_per_router_load']:.0f} KiB under load; " + ratio_line(s, results), ""]
+              f"{s['native_kib_per_router_load']:.0f} KiB under load; " + ratio_line(s, results),
+              "", "An http-wasm guest that does nothing (bench/filters/empty-http-wasm, "
+              f"{results['empty_wasm_module_bytes']} bytes) costs {s['empty_wasm_kib_per_router_idle']:.0f} KiB "
+              f"per router idle, against the plugin's {s['plugin_kib_per_router_idle']:.0f} KiB.", ""]
     r = results["reloads"]["samples"]
     lines += [f"Reloads ({results['reloads']['routers']} plugin routers, each reload renames one router's host): "
               + reload_samples(r)
@@ -383,9 +393,10 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name.replace('_', ' ')} | {v['rss_before_kib'] / 1024:.1f} MiB | "
                      f"{v['peak_rss_kib'] / 1024:.1f} MiB | {v['rss_5s_after_kib'] / 1024:.1f} MiB | "
                      f"{v['growth_over_in_flight']:.2f}x | {per_request[name]:.2f} MiB | {v['instances']} |")
-    lines += ["", f"So per held request: {per_request['plugin_streamed'] - per_request['native']:.2f} MiB for its "
-              f"guest instance (streamed minus native) and {per_request['plugin_held'] - per_request['plugin_streamed']:.2f}"
-              " MiB for Traefik's buffer of the 1 MiB body (held minus streamed).", ""]
+    instance = per_request["plugin_streamed"] - per_request["native"]
+    buffer = per_request["plugin_held"] - per_request["plugin_streamed"]
+    lines += ["", f"So per held request: {instance:.2f} MiB for its guest instance (streamed minus native) and "
+              f"{buffer:.2f} MiB for Traefik's buffer of the 1 MiB body (held minus streamed).", ""]
     return "\n".join(lines)
 
 
@@ -427,14 +438,17 @@ def main() -> int:
         return 0
     results = {"note": args.note, "seconds": args.seconds, "connections": args.connections,
                **wasm_memory_layout(HTTP_WASM_DIR / "secure_headers.wasm"),
+               "empty_wasm_module_bytes": EMPTY_HTTP_WASM[0].stat().st_size,
                "plugin": measure("plugin", plugin, routers, upstream, args),
                "native": measure("native", native, routers, upstream, args),
+               "empty_wasm": measure("empty", {"plugin": {EMPTY_KEY: {}}}, routers, upstream, args),
                "reloads": reloads("plugin", plugin, args.reload_routers, upstream, args.reloads),
                "reloads_native": reloads("native", native, args.reload_routers, upstream, args.reloads),
                "held": {name: held(plugin if variant == "plugin" else native, upstream, args.held, headers)
                         for name, (variant, headers) in HELD_VARIANTS.items()}}
-    p, n = results["plugin"]["rows"], results["native"]["rows"]
+    p, n, e = results["plugin"]["rows"], results["native"]["rows"], results["empty_wasm"]["rows"]
     results["summary"] = {
+        "empty_wasm_kib_per_router_idle": per_router(e, "idle_rss_kib"),
         "plugin_kib_per_router_idle": per_router(p, "idle_rss_kib"),
         "plugin_kib_per_router_load": per_router(p, "load_peak_rss_kib"),
         "native_kib_per_router_idle": per_router(n, "idle_rss_kib"),

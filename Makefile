@@ -192,7 +192,8 @@ demo-traefik: build $(CLI) venv certs
 	$(PY) -m secure_headers_harness.demo --host traefik
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
-## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either)
+## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either);
+## then Traefik under Pangolin at scale (bench/traefik_scale.py, SCALE_ARGS; its own section of BENCHMARKS.md)
 bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
 	@for filter in $(BENCH_FILTERS); do \
@@ -200,6 +201,7 @@ bench: build $(CLI) venv
 	done
 	@mkdir -p .work
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/traefik_scale.py $(SCALE_ARGS)
 
 ## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
 soak: $(ALLOC_COUNT_WASM) venv

@@ -40,7 +40,9 @@ pub mod trap_test;
 pub use config::companion::{Companion, Hsts};
 pub use config::policy::Policy;
 pub use config::rule::{Rule, SchemeScope, Write, WriteMode};
-pub use config::traefik_options::{policy_from_options, policy_text};
+pub use config::traefik_options::{
+    policy_from_options, policy_text, traefik_options, OnInvalidPolicy, TraefikOptions,
+};
 pub use decision::delivery::{is_document_navigation, Delivery};
 pub use decision::request_facts::RequestFacts;
 pub use error::ConfigError;

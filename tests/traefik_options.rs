@@ -255,3 +255,59 @@ fn load_digest_covers_the_policy_string_or_else_the_options_as_delivered() {
     let as_keys = r#"{"presets":"immich"}"#;
     assert_eq!(&*policy_text(as_keys.as_bytes()), as_keys.as_bytes());
 }
+
+#[test]
+fn on_invalid_policy_says_refuse_or_pass_beside_either_form_and_refuses_anything_else() {
+    use secure_headers::{traefik_options, OnInvalidPolicy};
+    let bad_policy = r#"{"hsts": {"max_age": "soon"}}"#;
+    for (options, choice) in [
+        (json!({"policy": bad_policy}), OnInvalidPolicy::Refuse),
+        (
+            json!({"policy": bad_policy, "on_invalid_policy": "refuse"}),
+            OnInvalidPolicy::Refuse,
+        ),
+        (
+            json!({"policy": bad_policy, "on_invalid_policy": "pass"}),
+            OnInvalidPolicy::Pass,
+        ),
+        (
+            json!({"hsts": {"max_age": "soon"}, "on_invalid_policy": "pass"}),
+            OnInvalidPolicy::Pass,
+        ),
+    ] {
+        let read = traefik_options(options.to_string().as_bytes()).unwrap();
+        assert_eq!(read.on_invalid_policy, choice, "{options}");
+        let err = read.policy.unwrap_err();
+        assert_eq!(err.field, "hsts.max_age", "{options}: {err}");
+    }
+    // A good policy is the same policy with the option beside it, in either form.
+    let plain = policy_from_options(json!({"presets": "immich"}).to_string().as_bytes()).unwrap();
+    for options in [
+        json!({"presets": "immich", "on_invalid_policy": "pass"}),
+        json!({"policy": r#"{"presets": ["immich"]}"#, "on_invalid_policy": "refuse"}),
+    ] {
+        let policy = policy_from_options(options.to_string().as_bytes()).unwrap();
+        assert_eq!(format!("{policy:?}"), format!("{plain:?}"), "{options}");
+    }
+    // A bad choice is refused whatever the policy, at its own field path.
+    for value in [json!("Pass"), json!("open"), json!(""), json!(["pass"])] {
+        let options = json!({"presets": "immich", "on_invalid_policy": value});
+        let err = traefik_options(options.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.field, "on_invalid_policy", "{options}: {err}");
+        assert!(
+            err.reason.contains("`refuse` (the default) or `pass`"),
+            "{err}"
+        );
+    }
+    // The option alone is no policy.
+    let err = policy_from_options(br#"{"on_invalid_policy": "pass"}"#).unwrap_err();
+    assert!(err.reason.contains("no policy given"), "{err}");
+}
+
+#[test]
+fn load_digest_leaves_on_invalid_policy_out_of_the_policy_string() {
+    use secure_headers::policy_text;
+    let policy = r#"{"presets": ["immich"]}"#;
+    let options = json!({ "policy": policy, "on_invalid_policy": "pass" }).to_string();
+    assert_eq!(&*policy_text(options.as_bytes()), policy.as_bytes());
+}

@@ -1,18 +1,19 @@
 //! Reading a policy the way the plugins do: a JSON file (what Envoy's configuration or `policy: |` carries), `-`
 //! for stdin, or a Traefik dynamic configuration (.yml/.yaml) holding the plugin's middleware.
 
-use secure_headers::policy_from_options;
-use secure_headers::{ConfigError, Policy};
+use secure_headers::{traefik_options, ConfigError, OnInvalidPolicy, Policy};
 use std::io::Read;
 use std::path::Path;
 
 /// The plugin's key in a middleware's `plugin` map, as `experimental.localPlugins` names it in the README.
 const PLUGIN_KEY: &str = "secureheaders";
 
-/// Why a policy could not be had: the file itself, or the policy in it (the line the hosts log).
+/// Why a policy could not be had: the file itself, or the policy in it (the line the hosts log), or the policy
+/// in a middleware whose `on_invalid_policy: pass` makes Traefik serve its routers without headers instead.
 pub enum LoadError {
     File(String),
     Policy(ConfigError),
+    Passed(ConfigError),
 }
 
 impl LoadError {
@@ -20,6 +21,10 @@ impl LoadError {
         match self {
             LoadError::File(message) => message,
             LoadError::Policy(error) => error.to_string(),
+            LoadError::Passed(error) => format!(
+                "{error}; on_invalid_policy is pass: Traefik would serve this middleware's routers unchanged, \
+                 without the plugin's security headers"
+            ),
         }
     }
 }
@@ -38,7 +43,11 @@ pub fn load(path: &Path, middleware: &str) -> Result<Policy, LoadError> {
     if dynamic_config {
         // The middleware's options go through the very reader the plugin uses (YAML keys or `policy: |`).
         let options = plugin_options(&text, middleware).map_err(LoadError::File)?;
-        policy_from_options(options.as_bytes()).map_err(LoadError::Policy)
+        let read = traefik_options(options.as_bytes()).map_err(LoadError::Policy)?;
+        read.policy.map_err(|error| match read.on_invalid_policy {
+            OnInvalidPolicy::Refuse => LoadError::Policy(error),
+            OnInvalidPolicy::Pass => LoadError::Passed(error),
+        })
     } else {
         Policy::parse(&text).map_err(LoadError::Policy)
     }
@@ -80,16 +89,62 @@ pub fn validate(paths: &[std::path::PathBuf], middleware: &str) -> (String, bool
                 "{prefix}secure-headers: policy is valid ({} rule(s))\n",
                 policy.rules.len()
             )),
-            Err(LoadError::Policy(error)) => {
+            Err(error) => {
                 all_good = false;
-                // Exactly what the module logs in Envoy and Traefik.
-                out.push_str(&format!("{prefix}secure-headers: {error}\n"));
-            }
-            Err(LoadError::File(message)) => {
-                all_good = false;
-                out.push_str(&format!("{prefix}secure-headers: {message}\n"));
+                // A policy error is exactly what the module logs in Envoy and Traefik.
+                out.push_str(&format!(
+                    "{prefix}secure-headers: {}\n",
+                    error.into_message()
+                ));
             }
         }
     }
     (out, all_good)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate_middleware(options: &str) -> (String, bool) {
+        let dir = std::env::temp_dir().join(format!(
+            "secure-headers-validate-{}-{}",
+            std::process::id(),
+            options.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dynamic.yml");
+        let yaml = format!(
+            "http:\n  middlewares:\n    secure-headers:\n      plugin:\n        secureheaders:\n{options}"
+        );
+        std::fs::write(&path, yaml).unwrap();
+        validate(&[path], "secure-headers")
+    }
+
+    #[test]
+    fn validate_reads_on_invalid_policy_and_still_fails_an_invalid_policy_under_pass() {
+        let (out, good) =
+            validate_middleware("          on_invalid_policy: pass\n          presets: [immich]\n");
+        assert!(good && out.contains("policy is valid"), "{out}");
+
+        let (out, good) = validate_middleware(
+            "          on_invalid_policy: pass\n          hsts: {max_age: soon}\n",
+        );
+        assert!(
+            !good,
+            "a pre-deploy check fails whatever Traefik would then do"
+        );
+        assert!(
+            out.contains("invalid policy at hsts.max_age")
+                && out.contains("on_invalid_policy is pass: Traefik would serve"),
+            "{out}"
+        );
+
+        let (out, good) =
+            validate_middleware("          on_invalid_policy: open\n          presets: [immich]\n");
+        assert!(
+            !good && out.contains("invalid policy at on_invalid_policy"),
+            "{out}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Traefik's plugin options: the policy written as ordinary YAML keys under the middleware (so also as Docker or
-//! Pangolin labels), or as one JSON string under `policy`.
+//! Pangolin labels), or as one JSON string under `policy`; beside either, `on_invalid_policy` (what the
+//! middleware does when the policy fails validation).
 //!
 //! Traefik hands a plugin its options as JSON it re-encodes itself (measured with Traefik 3.7): every scalar
 //! becomes a string (`600` -> `"600"`, `false` -> `"false"`, `1.5` -> `"1.500000"`), an empty list or map
@@ -16,8 +17,38 @@ use serde::de::{self, Deserializer, IntoDeserializer, Unexpected, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
 
-/// The policy from the middleware's options: `{policy: "<JSON>"}`, or the policy's own keys.
+/// The middleware option that says what an invalid policy does (beside the policy's own keys or `policy`).
+pub const ON_INVALID_POLICY: &str = "on_invalid_policy";
+
+/// What the middleware does when its policy fails validation. Pangolin attaches one middleware to every
+/// resource router, and a middleware Traefik cannot build makes every one of them answer 404: `Pass` trades the
+/// headers for availability, and says so in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInvalidPolicy {
+    /// The instance refuses to load (Traefik refuses the middleware; its routers answer 404). The default.
+    #[default]
+    Refuse,
+    /// The instance loads without a policy and serves every request unchanged.
+    Pass,
+}
+
+/// The middleware's options read apart: options that cannot be read at all (or a bad `on_invalid_policy`) are
+/// the outer error, always refused; a policy that fails validation is `policy`'s error, which
+/// `on_invalid_policy` decides about.
+#[derive(Debug)]
+pub struct TraefikOptions {
+    pub on_invalid_policy: OnInvalidPolicy,
+    pub policy: Result<Policy, ConfigError>,
+}
+
+/// The policy from the middleware's options: `{policy: "<JSON>"}`, or the policy's own keys; either way with
+/// `on_invalid_policy` beside them.
 pub fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
+    traefik_options(options).and_then(|read| read.policy)
+}
+
+/// The middleware's options: `on_invalid_policy`, and the policy (or why it is invalid).
+pub fn traefik_options(options: &[u8]) -> Result<TraefikOptions, ConfigError> {
     if options.len() > MAX_POLICY_BYTES {
         return Err(ConfigError::new(
             "",
@@ -27,15 +58,26 @@ pub fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(options)
+    let mut value: Value = serde_json::from_slice(options)
         .map_err(|e| ConfigError::new("", format!("Traefik's plugin options are not JSON: {e}")))?;
-    let Value::Object(keys) = &value else {
+    let Value::Object(keys) = &mut value else {
         return Err(ConfigError::new(
             "",
             "no policy given: write the policy's keys under the middleware (presets: [immich]), or policy: '{}' for the defaults",
         ));
     };
-    match keys.get("policy") {
+    let on_invalid_policy = match keys.remove(ON_INVALID_POLICY) {
+        None => OnInvalidPolicy::Refuse,
+        Some(Value::String(choice)) if choice == "refuse" => OnInvalidPolicy::Refuse,
+        Some(Value::String(choice)) if choice == "pass" => OnInvalidPolicy::Pass,
+        Some(other) => {
+            return Err(ConfigError::new(
+                ON_INVALID_POLICY,
+                format!("must be `refuse` (the default) or `pass`, not {other}"),
+            ))
+        }
+    };
+    let policy = match keys.get("policy") {
         Some(Value::String(json)) if keys.len() == 1 => Policy::parse(json.as_bytes()),
         Some(Value::String(_)) => Err(ConfigError::new(
             "policy",
@@ -50,7 +92,11 @@ pub fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
             "no policy given: write the policy's keys under the middleware (presets: [immich]), or policy: '{}' for the defaults",
         )),
         None => Policy::from_deserializer(Coercing(&value)),
-    }
+    };
+    Ok(TraefikOptions {
+        on_invalid_policy,
+        policy,
+    })
 }
 
 /// The text the load line's digest covers: the `policy` string when the policy is given that way (the very
@@ -58,10 +104,14 @@ pub fn policy_from_options(options: &[u8]) -> Result<Policy, ConfigError> {
 /// delivers them. Configure time only.
 pub fn policy_text(options: &[u8]) -> Cow<'_, [u8]> {
     match serde_json::from_slice::<Value>(options) {
-        Ok(Value::Object(mut keys)) if keys.len() == 1 => match keys.remove("policy") {
-            Some(Value::String(json)) => Cow::Owned(json.into_bytes()),
-            _ => Cow::Borrowed(options),
-        },
+        Ok(Value::Object(mut keys)) => {
+            // `on_invalid_policy` says what the middleware does, not what the policy is.
+            keys.remove(ON_INVALID_POLICY);
+            match (keys.remove("policy"), keys.is_empty()) {
+                (Some(Value::String(json)), true) => Cow::Owned(json.into_bytes()),
+                _ => Cow::Borrowed(options),
+            }
+        }
         _ => Cow::Borrowed(options),
     }
 }

@@ -62,6 +62,7 @@ pub enum BodyKind {
 #[repr(i32)]
 pub enum LogLevel {
     Info = 0,
+    Warn = 1,
     Error = 2,
 }
 

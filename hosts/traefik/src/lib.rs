@@ -5,6 +5,7 @@
 //! instance; Traefik pools instances).
 //! - `abi`: the host calls, each beside its safe wrapper, with typed kinds (mocked under `cfg(test)`);
 //! - `exchange`: the request and response as the engine sees them;
+//! - `pass_through`: what an instance says while `on_invalid_policy: pass` serves without a policy;
 //! - this file: the three entry points the host calls.
 
 // A panic in the VM takes traffic down: outside tests, nothing here may unwrap, panic or index.
@@ -20,15 +21,18 @@
 
 mod abi;
 mod exchange;
+mod pass_through;
 
 use abi::{BodyKind, HeaderKind, LogLevel, RequestOutcome};
 use exchange::{TraefikRequest, TraefikResponse};
+use pass_through::PassThroughNotice;
 use secure_headers::{
-    load_identity, policy_from_options, policy_text, Admission, CollectorReply, CounterBook,
-    Delivery, Metrics, OriginBook, Policy, Rejection, ReportCollector, RequestFacts, RequestView,
-    Telemetry, DOCUMENT_REQUEST_EDITS,
+    load_identity, policy_text, traefik_options, Admission, CollectorReply, CounterBook, Delivery,
+    Metrics, OnInvalidPolicy, OriginBook, Policy, Rejection, ReportCollector, RequestFacts,
+    RequestView, Telemetry, TraefikOptions, DOCUMENT_REQUEST_EDITS,
 };
 use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
 #[cfg(target_os = "wasi")]
 extern "C" {
@@ -38,6 +42,8 @@ extern "C" {
 thread_local! {
     static POLICY: RefCell<Option<Policy>> = const { RefCell::new(None) };
     static TELEMETRY: RefCell<Option<Telemetry<()>>> = const { RefCell::new(None) };
+    /// Set instead of POLICY when the policy is invalid and `on_invalid_policy` is `pass`.
+    static PASSING: RefCell<Option<PassThroughNotice>> = const { RefCell::new(None) };
     /// The held request's facts, under the context handed to `handle_response`. The host keeps one instance
     /// for a request's two calls (http-wasm-host-go takes it from the pool for the whole request), so the
     /// response phase need not read the request's headers again.
@@ -95,7 +101,8 @@ fn with_metrics(f: impl FnOnce(&mut LoggedMetrics, &mut OriginBook)) {
 }
 
 /// Module start: read and compile the policy. A bad policy is logged with its field path and the
-/// instance traps, so Traefik refuses to build the middleware instead of serving with a half-read policy.
+/// instance traps, so Traefik refuses to build the middleware instead of serving with a half-read policy;
+/// unless the options say `on_invalid_policy: pass`, when the instance serves every request unchanged.
 #[no_mangle]
 pub extern "C" fn _initialize() {
     // SAFETY: the WASI reactor contract: run static constructors once before anything else.
@@ -105,29 +112,76 @@ pub extern "C" fn _initialize() {
     };
     let mut config = Vec::new();
     let options = abi::config(&mut config);
-    match policy_from_options(options) {
-        Ok(policy) => {
+    match traefik_options(options) {
+        Ok(TraefikOptions {
+            policy: Ok(policy), ..
+        }) => load(policy, &policy_text(options)),
+        Ok(TraefikOptions {
+            on_invalid_policy: OnInvalidPolicy::Pass,
+            policy: Err(err),
+        }) => {
             abi::write_log(
-                LogLevel::Info,
+                LogLevel::Error,
                 &format!(
-                    "secure-headers: policy loaded ({} rule(s)), {}",
-                    policy.rules.len(),
-                    load_identity(&policy_text(options))
+                    "secure-headers: {err}; on_invalid_policy is pass: serving every request unchanged, \
+                     without the plugin's security headers"
                 ),
             );
-            abi::write_log(
-                LogLevel::Info,
-                &format!("secure-headers: {}", policy.companion(&[]).advice()),
-            );
-            let telemetry = Telemetry::for_policy(&policy, |_| ());
-            TELEMETRY.with(|t| *t.borrow_mut() = Some(telemetry));
-            POLICY.with(|p| *p.borrow_mut() = Some(policy));
+            PASSING.with(|p| *p.borrow_mut() = Some(PassThroughNotice::default()));
         }
-        Err(err) => {
+        Ok(TraefikOptions {
+            policy: Err(err), ..
+        })
+        | Err(err) => {
             abi::write_log(LogLevel::Error, &format!("secure-headers: {err}"));
             std::process::abort();
         }
     }
+}
+
+fn load(policy: Policy, text: &[u8]) {
+    abi::write_log(
+        LogLevel::Info,
+        &format!(
+            "secure-headers: policy loaded ({} rule(s)), {}{}",
+            policy.rules.len(),
+            load_identity(text),
+            linear_memory()
+        ),
+    );
+    abi::write_log(
+        LogLevel::Info,
+        &format!("secure-headers: {}", policy.companion(&[]).advice()),
+    );
+    let telemetry = Telemetry::for_policy(&policy, |_| ());
+    TELEMETRY.with(|t| *t.borrow_mut() = Some(telemetry));
+    POLICY.with(|p| *p.borrow_mut() = Some(policy));
+}
+
+/// The instance's linear memory once the policy is compiled: what each of Traefik's pooled instances reserves
+/// (Traefik keeps one pool per router), so an operator and the scale bench can read it from the log.
+fn linear_memory() -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        const PAGE_KIB: usize = 64;
+        format!(
+            ", linear memory {} KiB after configure",
+            core::arch::wasm32::memory_size::<0>().saturating_mul(PAGE_KIB)
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    String::new()
+}
+
+/// A request an unprotected instance lets through: counted, and said once a minute.
+fn note_pass_through() {
+    PASSING.with(|p| {
+        if let Ok(mut passing) = p.try_borrow_mut() {
+            if let Some(line) = passing.as_mut().and_then(|n| n.count(Instant::now())) {
+                abi::write_log(LogLevel::Warn, &line);
+            }
+        }
+    });
 }
 
 #[no_mangle]
@@ -139,6 +193,7 @@ pub extern "C" fn handle_request() -> i64 {
             context: 0,
         };
         let Some(policy) = policy.as_ref() else {
+            note_pass_through();
             return next.packed();
         };
         let mut request = TraefikRequest::default();
@@ -311,6 +366,45 @@ mod tests {
             "written before the upstream answers: {:?}",
             host.headers[1]
         );
+    }
+
+    #[test]
+    fn an_invalid_policy_under_pass_serves_unchanged_and_says_so() {
+        let (outcomes, host) = with_host(
+            |host| {
+                request(host, "GET", "/", &[("host", "photos.example")]);
+                host.config =
+                    br#"{"on_invalid_policy": "pass", "hsts": {"max_age": "soon"}}"#.to_vec();
+            },
+            || {
+                _initialize();
+                [handle_request(), handle_request()]
+            },
+        );
+        assert_eq!(outcomes, [1, 1], "next handler, no context, nothing held");
+        assert_eq!(host.features, 0);
+        assert!(host.headers[1].is_empty(), "{:?}", host.headers[1]);
+        let lines = |level: LogLevel| -> Vec<&str> {
+            host.logs
+                .iter()
+                .filter(|(l, _)| *l == level as i32)
+                .map(|(_, line)| line.as_str())
+                .collect()
+        };
+        let errors = lines(LogLevel::Error);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("invalid policy at hsts.max_age")
+                && errors[0].contains("on_invalid_policy is pass"),
+            "{errors:?}"
+        );
+        let notices = lines(LogLevel::Warn);
+        assert_eq!(
+            notices.len(),
+            1,
+            "the second request is within the minute: {notices:?}"
+        );
+        assert!(notices[0].contains("1 response(s) went out without the plugin's security headers"));
     }
 
     #[test]

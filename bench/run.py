@@ -247,8 +247,9 @@ def header_diff(before: dict[str, str], after: dict[str, str]) -> tuple[list[tup
     return sets, removes
 
 
-def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """What the Wasm build with the immich preset sets and removes on the bench's response."""
+def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str], dict[str, str]]:
+    """What the Wasm build with the immich preset sets and removes on the bench's response, and that response's
+    headers before it."""
     ports = {name: free_port() for name in ("none", "ours")}
     probe = envoy_on(PROXY_CPU, workdir, "envoy-probe",
                      [listener("none", ports["none"], []),
@@ -259,11 +260,11 @@ def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str
         probe.stop()
     sets, removes = header_diff(before, after)
     print(f"envoy: the immich preset sets {len(sets)} headers and removes {removes} on this response")
-    return sets, removes
+    return sets, removes, before
 
 
 def bench_envoy(args, workdir: Path) -> dict:
-    sets, removes = immich_preset_writes(workdir)
+    sets, removes, before = immich_preset_writes(workdir)
 
     naive_config = json.dumps({"set": sets, "remove": removes})
     # The call floor: one read of each header map, one call per header removed or written, an add for a header
@@ -358,7 +359,7 @@ def envoy_rss_side_by_side(workdir: Path, requests_s: int = 3) -> dict[str, int]
 
 def bench_envoy_native(args, workdir: Path) -> dict:
     """`--only envoy-native`: the native module beside native header_mutation and the Wasm build, alone (minutes)."""
-    sets, removes = immich_preset_writes(workdir)
+    sets, removes, _ = immich_preset_writes(workdir)
     plan = {"none": [], "native header_mutation": [native_filter(sets, removes)],
             "secure-headers (immich)": [wasm_filter("ours", OURS, IMMICH)],
             "secure-headers native module (immich)": [dynamic_module_filter(IMMICH)]}
@@ -721,7 +722,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{e[FETCH_PATH]['added_cpu_us_over_none']:.2f} µs hashing on the fetch path (the same page every time).",
         *envoy_findings(s),
         *native_module_findings(e, results["envoy"]["rss_kib"]),
-        f"- Configure time (policy parse and render inside the VM, from the module's log): "
+        "- Configure time (policy parse and render inside the VM, from the module's log): "
         + (", ".join(f"{x:.3f} ms" for x in cfg) if cfg else "not logged") + ".",
         "", "## Traefik", "",
         *table(t, "no middleware"),

@@ -225,12 +225,13 @@ fn runs(attrs: &[(String, String)], text: &str) -> bool {
             .is_some_and(|minor| matches!(minor, "0" | "1" | "2" | "3" | "4" | "5"))
     };
     let strip = |s: &str| s.trim_matches(['\t', '\n', '\x0c', '\r', ' ']).to_string();
-    let type_string = match (attr("type"), attr("language")) {
-        (Some(t), _) if !t.is_empty() => t.to_string(),
-        (None, Some(l)) if !l.is_empty() => format!("text/{l}"),
-        _ => String::new(),
+    // "Prepare the script element": a type attribute's value is stripped of white space, `"text/" + language`
+    // is not (Chromium agrees: `language="javascript "` does not run).
+    let classic = match (attr("type"), attr("language")) {
+        (Some(t), _) if !t.is_empty() => javascript(&strip(t)),
+        (None, Some(l)) if !l.is_empty() => javascript(&format!("text/{l}")),
+        _ => true,
     };
-    let classic = type_string.is_empty() || javascript(&strip(&type_string));
     // Chromium matches these without stripping; the standard strips first: both must agree.
     let other = ["module", "importmap", "speculationrules"]
         .iter()

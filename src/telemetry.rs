@@ -9,6 +9,13 @@ use crate::report_collector::OriginBook;
 /// Where the engine counts.
 pub trait Metrics {
     fn increment(&mut self, name: &str);
+
+    /// Adds `by` at once (a host whose counters are host calls makes one call, not `by`).
+    fn increment_by(&mut self, name: &str, by: u64) {
+        for _ in 0..by {
+            self.increment(name);
+        }
+    }
 }
 
 /// Distinct counter names kept per VM: the configured ones plus the collector's bounded blocked-origin names.
@@ -40,6 +47,16 @@ impl<Id> Default for CounterBook<Id> {
 impl<Id> CounterBook<Id> {
     /// Adds one to `name`, registering it with `define` the first time; None once the book is full.
     pub fn bump(&mut self, name: &str, define: impl FnOnce(&str) -> Id) -> Option<&Counter<Id>> {
+        self.bump_by(name, 1, define)
+    }
+
+    /// Adds `by` to `name`, as `bump` does.
+    pub fn bump_by(
+        &mut self,
+        name: &str,
+        by: u64,
+        define: impl FnOnce(&str) -> Id,
+    ) -> Option<&Counter<Id>> {
         let index = match self.counters.iter().position(|c| *c.name == *name) {
             Some(index) => index,
             None if self.counters.len() < MAX_COUNTERS => {
@@ -53,7 +70,7 @@ impl<Id> CounterBook<Id> {
             None => return None,
         };
         let counter = self.counters.get_mut(index)?;
-        counter.count = counter.count.saturating_add(1);
+        counter.count = counter.count.saturating_add(by);
         Some(counter)
     }
 

@@ -374,6 +374,8 @@ pub mod mock_host {
         pub http_calls: Vec<(String, Vec<u8>, u32)>,
         /// Every header write, in order, as (call, name): which call a write used.
         pub header_writes: Vec<(&'static str, String)>,
+        /// Every header map read, in order.
+        pub map_reads: Vec<MapType>,
     }
 
     thread_local! {
@@ -473,7 +475,11 @@ pub mod mock_host {
         data: *mut *mut u8,
         size: *mut usize,
     ) -> u32 {
-        let pairs = HOST.with(|h| map_of(&mut h.borrow_mut(), map).clone());
+        let pairs = HOST.with(|h| {
+            let mut host = h.borrow_mut();
+            host.map_reads.push(map);
+            map_of(&mut host, map).clone()
+        });
         let borrowed: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))

@@ -117,6 +117,22 @@ impl EnvoyResponse {
             written: WrittenNames::default(),
         }
     }
+
+    /// The header map's bytes as read (to keep while the response is held: the scratch slot is reused).
+    pub fn map_bytes(&self) -> &[u8] {
+        self.headers.bytes.bytes()
+    }
+
+    /// The response over a header map kept from an earlier read of it (`map_bytes`), unchanged since.
+    pub fn from_held(bytes: Box<[u8]>) -> Self {
+        EnvoyResponse {
+            headers: HeaderSnapshot {
+                bytes: HeaderMapBytes::Owned(bytes.into_vec()),
+                removed: 0,
+            },
+            written: WrittenNames::default(),
+        }
+    }
 }
 
 /// The names this filter wrote into the response, as hashes: a `set` of a name the upstream did not send

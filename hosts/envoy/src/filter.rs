@@ -79,13 +79,18 @@ fn define_envoy_counter(name: &str) -> Option<u32> {
 
 impl Metrics for EnvoyMetrics<'_> {
     fn increment(&mut self, name: &str) {
-        let Some(counter) = self.0.bump(name, define_envoy_counter) else {
+        self.increment_by(name, 1);
+    }
+
+    /// One host call whatever `by` is.
+    fn increment_by(&mut self, name: &str, by: u64) {
+        let Some(counter) = self.0.bump_by(name, by, define_envoy_counter) else {
             return;
         };
         if let Some(id) = counter.id {
-            increment_counter(id, 1);
+            increment_counter(id, i64::try_from(by).unwrap_or(i64::MAX));
         }
-        if counter.count == 1 {
+        if counter.count == by {
             log::debug!("secure-headers: first {name}");
         }
     }
@@ -164,6 +169,7 @@ impl RootContext for PolicyRoot {
                 answered: false,
                 document: false,
                 holding: None,
+                held_headers: None,
                 probing: false,
             })
         }))
@@ -210,6 +216,9 @@ struct SecureHeaders {
     document: bool,
     /// The response headers are held while the body is read, at most this many bytes of it.
     holding: Option<u32>,
+    /// The held response's header map as read when it was held: nothing changes it until the filter writes, so
+    /// the body's end reads it here instead of crossing into the host again.
+    held_headers: Option<Box<[u8]>>,
     /// This stream's held headers are the probe that tells the document path (`document_path`).
     probing: bool,
 }
@@ -238,7 +247,7 @@ impl SecureHeaders {
 
     /// Holds the response headers while the body is read, when the path allows: in-stream, or unknown with
     /// no probe in flight (this stream is then the probe).
-    fn hold(&mut self, max_bytes: usize, facts: RequestFacts) -> bool {
+    fn hold(&mut self, max_bytes: usize, facts: RequestFacts, response: &EnvoyResponse) -> bool {
         let documents = &self.loaded.documents;
         let hold = match documents.path() {
             DocumentPath::InStream => true,
@@ -254,8 +263,16 @@ impl SecureHeaders {
         if hold {
             // document_hold kept max_bytes within HoldLimits::ENVOY, which fit a u32.
             self.holding = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
+            self.held_headers = Some(response.map_bytes().into());
         }
         hold
+    }
+
+    /// The held response's headers: the copy taken when they were held, else read from the host.
+    fn held_response(&mut self) -> EnvoyResponse {
+        self.held_headers
+            .take()
+            .map_or_else(EnvoyResponse::read, EnvoyResponse::from_held)
     }
 
     /// The held document is complete (or ends in trailers): hash what was buffered, then let it go on. `size` is
@@ -266,7 +283,7 @@ impl SecureHeaders {
         let facts = self.facts();
         let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let body = abi::response_body(cap.saturating_add(1));
-        let response = &mut EnvoyResponse::read();
+        let response = &mut self.held_response();
         let loaded = &self.loaded;
         if body.len() > cap {
             loaded.apply_unhashed(&facts, response, Fallback::TooLarge);
@@ -417,7 +434,7 @@ impl HttpContext for SecureHeaders {
         };
         let loaded = Rc::clone(&self.loaded);
         match hold {
-            DocumentHold::Read { max_bytes } if self.hold(max_bytes, facts) => {
+            DocumentHold::Read { max_bytes } if self.hold(max_bytes, facts, &response) => {
                 return Action::Pause
             }
             DocumentHold::Read { .. } => {
@@ -449,6 +466,7 @@ impl HttpContext for SecureHeaders {
             } else {
                 // The probe's wait ran out and its headers went on with the static CSP.
                 self.holding = None;
+                self.held_headers = None;
                 return Action::Continue;
             }
         }
@@ -456,8 +474,9 @@ impl HttpContext for SecureHeaders {
             // Past the cap: the document goes on now, with the static CSP.
             self.holding = None;
             let facts = self.facts();
+            let response = &mut self.held_response();
             self.loaded
-                .apply_unhashed(&facts, &mut EnvoyResponse::read(), Fallback::TooLarge);
+                .apply_unhashed(&facts, response, Fallback::TooLarge);
             return Action::Continue;
         }
         if !end_of_stream {
@@ -521,7 +540,7 @@ mod tests {
     use super::*;
     use crate::abi::encode_map;
     use crate::abi::mock_host::{with_host, MockHost};
-    use proxy_wasm::types::StreamType;
+    use proxy_wasm::types::{MapType, StreamType};
 
     const HASHING: &str =
         r#"{"presets": ["immich"], "inline_script_hashes": {"max_body_bytes": 1024}}"#;
@@ -558,6 +577,7 @@ mod tests {
             answered: false,
             document: false,
             holding: None,
+            held_headers: None,
             probing: false,
         }
     }
@@ -638,6 +658,12 @@ mod tests {
             host.continued.is_empty(),
             "the filter never resumed it: Envoy did"
         );
+        assert_eq!(
+            host.map_reads,
+            [MapType::HttpRequestHeaders, MapType::HttpResponseHeaders],
+            "each map read once: the held headers are kept, not read again at the body's end"
+        );
+        assert_eq!(counted(&host, "inline_scripts.scripts_hashed"), 1);
     }
 
     #[test]

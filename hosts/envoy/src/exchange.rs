@@ -124,10 +124,10 @@ impl EnvoyResponse {
     }
 
     /// The response over a header map kept from an earlier read of it (`map_bytes`), unchanged since.
-    pub fn from_held(bytes: Box<[u8]>) -> Self {
+    pub fn from_held(bytes: Vec<u8>) -> Self {
         EnvoyResponse {
             headers: HeaderSnapshot {
-                bytes: HeaderMapBytes::Owned(bytes.into_vec()),
+                bytes: HeaderMapBytes::Owned(bytes),
                 removed: 0,
             },
             written: WrittenNames::default(),

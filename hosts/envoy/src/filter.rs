@@ -169,7 +169,6 @@ impl RootContext for PolicyRoot {
                 answered: false,
                 document: false,
                 holding: None,
-                held_headers: None,
                 probing: false,
             })
         }))
@@ -214,13 +213,19 @@ struct SecureHeaders {
     answered: bool,
     /// The response may be a document a rule hashes in-stream (the request asked for it uncompressed).
     document: bool,
-    /// The response headers are held while the body is read, at most this many bytes of it.
-    holding: Option<u32>,
-    /// The held response's header map as read when it was held: nothing changes it until the filter writes, so
-    /// the body's end reads it here instead of crossing into the host again.
-    held_headers: Option<Box<[u8]>>,
+    /// The response headers are held while the body is read (boxed: a stream context fits one pool block).
+    holding: Option<Box<Held>>,
     /// This stream's held headers are the probe that tells the document path (`document_path`).
     probing: bool,
+}
+
+/// A document whose response headers wait for its body.
+struct Held {
+    /// The most body to hold.
+    max_bytes: u32,
+    /// The response's header map as read when it was held: nothing changes it until the filter writes, so the
+    /// body's end reads it here instead of crossing into the host again (the scratch slot is reused meanwhile).
+    headers: Vec<u8>,
 }
 
 const _: () = assert!(
@@ -261,29 +266,23 @@ impl SecureHeaders {
             DocumentPath::Fetch => false,
         };
         if hold {
-            // document_hold kept max_bytes within HoldLimits::ENVOY, which fit a u32.
-            self.holding = Some(u32::try_from(max_bytes).unwrap_or(u32::MAX));
-            self.held_headers = Some(response.map_bytes().into());
+            self.holding = Some(Box::new(Held {
+                // document_hold kept max_bytes within HoldLimits::ENVOY, which fit a u32.
+                max_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
+                headers: response.map_bytes().to_vec(),
+            }));
         }
         hold
-    }
-
-    /// The held response's headers: the copy taken when they were held, else read from the host.
-    fn held_response(&mut self) -> EnvoyResponse {
-        self.held_headers
-            .take()
-            .map_or_else(EnvoyResponse::read, EnvoyResponse::from_held)
     }
 
     /// The held document is complete (or ends in trailers): hash what was buffered, then let it go on. `size` is
     /// what the host said it buffered (None after trailers, where it does not say); a read that returns
     /// anything else is a host error, and the document gets the static CSP.
-    fn finish_document(&mut self, max_bytes: u32, size: Option<usize>) {
-        self.holding = None;
+    fn finish_document(&mut self, held: Held, size: Option<usize>) {
         let facts = self.facts();
-        let cap = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let cap = usize::try_from(held.max_bytes).unwrap_or(usize::MAX);
         let body = abi::response_body(cap.saturating_add(1));
-        let response = &mut self.held_response();
+        let response = &mut EnvoyResponse::from_held(held.headers);
         let loaded = &self.loaded;
         if body.len() > cap {
             loaded.apply_unhashed(&facts, response, Fallback::TooLarge);
@@ -453,7 +452,7 @@ impl HttpContext for SecureHeaders {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(max_bytes) = self.holding else {
+        let Some(max_bytes) = self.holding.as_ref().map(|held| held.max_bytes) else {
             return Action::Continue;
         };
         if self.probing {
@@ -466,30 +465,34 @@ impl HttpContext for SecureHeaders {
             } else {
                 // The probe's wait ran out and its headers went on with the static CSP.
                 self.holding = None;
-                self.held_headers = None;
                 return Action::Continue;
             }
         }
-        if u32::try_from(body_size).map_or(true, |size| size > max_bytes) {
-            // Past the cap: the document goes on now, with the static CSP.
-            self.holding = None;
-            let facts = self.facts();
-            let response = &mut self.held_response();
-            self.loaded
-                .apply_unhashed(&facts, response, Fallback::TooLarge);
-            return Action::Continue;
-        }
-        if !end_of_stream {
+        let over_cap = u32::try_from(body_size).map_or(true, |size| size > max_bytes);
+        if !over_cap && !end_of_stream {
             // Envoy buffers the body until the filter continues.
             return Action::Pause;
         }
-        self.finish_document(max_bytes, Some(body_size));
+        let Some(held) = self.holding.take() else {
+            return Action::Continue;
+        };
+        if over_cap {
+            // Past the cap: the document goes on now, with the static CSP.
+            let facts = self.facts();
+            let response = &mut EnvoyResponse::from_held(held.headers);
+            self.loaded
+                .apply_unhashed(&facts, response, Fallback::TooLarge);
+        } else {
+            self.finish_document(*held, Some(body_size));
+        }
         Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        if let Some(max_bytes) = self.holding.filter(|_| !self.probing) {
-            self.finish_document(max_bytes, None);
+        if !self.probing {
+            if let Some(held) = self.holding.take() {
+                self.finish_document(*held, None);
+            }
         }
         Action::Continue
     }
@@ -577,7 +580,6 @@ mod tests {
             answered: false,
             document: false,
             holding: None,
-            held_headers: None,
             probing: false,
         }
     }

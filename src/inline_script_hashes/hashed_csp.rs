@@ -22,6 +22,23 @@ pub struct DocumentRequestEdits {
     pub remove: &'static [&'static str],
 }
 
+impl DocumentRequestEdits {
+    /// Makes the edits on `request` through the host's own writes: every `set`, then every `remove`.
+    pub fn apply<R: ?Sized>(
+        &self,
+        request: &mut R,
+        set: impl Fn(&mut R, &str, &str),
+        remove: impl Fn(&mut R, &str),
+    ) {
+        for (name, value) in self.set {
+            set(request, name, value);
+        }
+        for name in self.remove {
+            remove(request, name);
+        }
+    }
+}
+
 pub const DOCUMENT_REQUEST_EDITS: DocumentRequestEdits = DocumentRequestEdits {
     set: &[("accept-encoding", "identity")],
     remove: &["if-none-match", "if-modified-since"],

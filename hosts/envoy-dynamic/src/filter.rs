@@ -189,12 +189,11 @@ impl Stream {
         {
             // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
             self.document_possible = true;
-            for (name, value) in DOCUMENT_REQUEST_EDITS.set {
-                request.set(name, value);
-            }
-            for name in DOCUMENT_REQUEST_EDITS.remove {
-                request.remove(name);
-            }
+            DOCUMENT_REQUEST_EDITS.apply(
+                &mut request,
+                |request, name, value| request.set(name, value),
+                |request, name| request.remove(name),
+            );
         }
         HeadersStatus::Continue
     }

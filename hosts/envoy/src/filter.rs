@@ -369,12 +369,11 @@ impl HttpContext for SecureHeaders {
         if self.loaded.documents.path() != DocumentPath::Fetch {
             // Hashed in-stream: the scan reads the body as sent, and a 304 has none.
             self.document = true;
-            for (name, value) in DOCUMENT_REQUEST_EDITS.set {
-                abi::replace_request_header(name, value);
-            }
-            for name in DOCUMENT_REQUEST_EDITS.remove {
-                abi::remove_request_header(name);
-            }
+            DOCUMENT_REQUEST_EDITS.apply(
+                &mut (),
+                |_, name, value| abi::replace_request_header(name, value),
+                |_, name| abi::remove_request_header(name),
+            );
             return Action::Continue;
         }
         // The fetch path: a document navigation is fetched here in full and answered from that fetch.

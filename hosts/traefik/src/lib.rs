@@ -220,12 +220,11 @@ pub extern "C" fn handle_request() -> i64 {
                 abi::buffer_response();
                 if policy.wants_document_body(&facts) {
                     // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
-                    for (name, value) in DOCUMENT_REQUEST_EDITS.set {
-                        abi::set_header(HeaderKind::Request, name, value);
-                    }
-                    for name in DOCUMENT_REQUEST_EDITS.remove {
-                        abi::delete_header(HeaderKind::Request, name);
-                    }
+                    DOCUMENT_REQUEST_EDITS.apply(
+                        &mut (),
+                        |_, name, value| abi::set_header(HeaderKind::Request, name, value),
+                        |_, name| abi::delete_header(HeaderKind::Request, name),
+                    );
                 }
                 RequestOutcome {
                     call_next: true,

@@ -46,6 +46,9 @@ WASM_OPT_JS := tools/binaryen/node_modules/binaryen/bin/wasm-opt
 WASM_OPT := node $(WASM_OPT_JS)
 # The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
 BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
+# One of them, the http-wasm guest that does nothing, is also the floor tests/e2e/test_traefik_reloads.py holds the
+# plugin's memory per reload against.
+MINIMAL_GUEST := target/bench/$(TARGET)/release/bench_empty_http_wasm.wasm
 
 .PHONY: help soak all cli build dist wasm-opt registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
@@ -95,6 +98,10 @@ dist/%/libsecure_headers.so: $(SOURCES)
 	@mkdir -p $(dir $@)
 	cp target/$*/native-module/libsecure_headers_envoy_dynamic.so $@
 	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+$(MINIMAL_GUEST): $(wildcard bench/filters/empty-http-wasm/*.* bench/filters/empty-http-wasm/src/*) | wasm-target
+	cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/empty-http-wasm/Cargo.toml \
+	  --target-dir target/bench
 
 $(HTTP_WASM_MANIFEST): traefik-plugin/.traefik.yml
 	@mkdir -p $(dir $@)
@@ -164,7 +171,7 @@ unit:
 	cargo test --locked --workspace
 
 ## e2e: the end-to-end tests against real Envoy 1.40, real Traefik 3.7 and headless Chromium
-e2e: build dist $(CLI) $(ALLOC_COUNT_WASM) $(TRAP_WASM) $(TRAP_ENVOY_DYNAMIC) $(ALLOC_COUNT_ENVOY_DYNAMIC) venv certs browser-tools registry-tools kv-tools
+e2e: build dist $(CLI) $(MINIMAL_GUEST) $(ALLOC_COUNT_WASM) $(TRAP_WASM) $(TRAP_ENVOY_DYNAMIC) $(ALLOC_COUNT_ENVOY_DYNAMIC) venv certs browser-tools registry-tools kv-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

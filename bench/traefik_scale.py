@@ -1,6 +1,8 @@
-"""Traefik under Pangolin's shape at scale (issue 23): Traefik's memory with 1..200 resource routers that each use
-the plugin (Pangolin's `additional_middlewares`), against the same routers with Traefik's native `headers`
-middleware; after provider reloads that change a router each time; and with 100 concurrent held 1 MiB pages.
+"""Traefik under Pangolin's shape at scale (issues 23, 25): Traefik's memory with 1..200 resource routers that each
+use the plugin (Pangolin's `additional_middlewares`), against the same routers with Traefik's native `headers`
+middleware and the minimal http-wasm guest; after provider reloads that change a router each time (those four:
+native, minimal guest, minimal guest padded to the plugin's code size, plugin); and with 100 concurrent held
+1 MiB pages.
 
 Real Traefik 3.7 (GOMAXPROCS=1) reads its routers from an HTTP provider (a local server, as Pangolin's API is),
 each router `badger` (a forwardAuth to an always-200 server) then the middleware under test. RSS is Traefik's
@@ -9,7 +11,7 @@ The plugin's instance count is the number of "policy loaded" lines (each guest i
 creates it; Go's sync.Pool drops idle ones at each GC, so this counts instances created, not alive).
 
 Writes bench/traefik_scale.json and bench/traefik_scale.md (BENCHMARKS.md includes the latter). A short run:
-`--routers 1,10,50 --reloads 20`. Run by `make bench` after bench/run.py.
+`--routers 1,10,50 --reloads 40`. Run by `make bench` after bench/run.py.
 """
 
 from __future__ import annotations
@@ -25,18 +27,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from secure_headers_harness.paths import BENCH_FILTERS, HTTP_WASM_DIR, work_dir
-from secure_headers_harness.processes import free_port
+from secure_headers_harness.paths import HTTP_WASM_DIR, work_dir
+from secure_headers_harness.processes import free_port, rss_kib
+from secure_headers_harness.reloads import (MINIMAL_GUEST_FILES, MINIMAL_GUEST_KEY, PADDED_GUEST_KEY,
+                                            install_guests, pangolin_routers, plateau_summary, plugin_instances,
+                                            reload_memory, resource_host)
 from secure_headers_harness.served import Served, serve_in_thread
-from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, TraefikProcess, companion_middleware,
-                                            install_plugin)
+from secure_headers_harness.traefik import PLUGIN_KEY, TraefikProcess, companion_middleware
+from secure_headers_harness.wasm_module import memory_layout
 
 BENCH = Path(__file__).resolve().parent
-# The benchmark's http-wasm guest that does nothing (make bench builds it): Traefik's cost of a Wasm middleware
-# per router, whatever the module.
-EMPTY_HTTP_WASM = [BENCH_FILTERS / "bench_empty_http_wasm.wasm",
-                   BENCH / "filters" / "empty-http-wasm" / ".traefik.yml"]
-EMPTY_MODULE, EMPTY_KEY = "github.com/secure-headers/bench-empty-http-wasm", "empty"
 POLICY = '{"presets": ["immich"]}'
 PAGE = b"<!doctype html><title>ok</title><p>ok</p>"
 BIG = 1 << 20  # a held page of 1 MiB
@@ -79,42 +79,21 @@ class ProviderAPI(Served):
         super().__init__(lambda path: (200, json.dumps(self.config).encode()))
 
 
-def resource_host(i: int) -> str:
-    return f"r{i}.example.com"
-
-
-def pangolin_config(routers: int, middleware: dict, upstream_port: int, generation: int = 0) -> dict:
-    """`routers` resource routers as Pangolin generates them: badger, then the middleware under test. The
-    generation renames router 0's host, so each reload changes one router."""
-    http = {"routers": {}, "services": {"app": {"loadBalancer": {
-        "servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}},
-        "middlewares": {"badger": {"forwardAuth": {"address": f"http://127.0.0.1:{upstream_port}/auth"}},
-                        "hardening": middleware}}
-    for i in range(routers):
-        host = f"g{generation}.{resource_host(0)}" if i == 0 and generation else resource_host(i)
-        http["routers"][f"{i}-router"] = {"rule": f"Host(`{host}`)", "service": "app",
-                                          "middlewares": ["badger", "hardening"]}
-    return {"http": http}
-
-
 @dataclass(kw_only=True)
 class PangolinTraefik(TraefikProcess):
     """Traefik with the plugin installed and one HTTP provider; polled fast so reloads take seconds, not minutes."""
 
-    api_port: int
+    api: ProviderAPI
     ports: dict[str, int] = field(default_factory=lambda: {"http": free_port(), "ping": free_port()})
 
     def write_config(self) -> Path:
-        install_plugin(self.workdir, MODULE_NAME, HTTP_WASM_DIR.iterdir())
-        install_plugin(self.workdir, EMPTY_MODULE, EMPTY_HTTP_WASM)
         static = {
             "entryPoints": {"web": {"address": f"127.0.0.1:{self.ports['http']}"},
                             "traefik": {"address": f"127.0.0.1:{self.ports['ping']}"}},
             "ping": {"entryPoint": "traefik"},
             "providers": {"providersThrottleDuration": "100ms", "http": {
-                "endpoint": f"http://127.0.0.1:{self.api_port}/api/v1/traefik-config", "pollInterval": "250ms"}},
-            "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
-                                              EMPTY_KEY: {"moduleName": EMPTY_MODULE}}},
+                "endpoint": f"http://127.0.0.1:{self.api.port}/api/v1/traefik-config", "pollInterval": "250ms"}},
+            "experimental": {"localPlugins": install_guests(self.workdir)},
             "log": {"level": "INFO", "noColor": True},
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         }
@@ -125,28 +104,18 @@ class PangolinTraefik(TraefikProcess):
     def start(self, timeout: float = 60, probe_host: str = "r0.example.com") -> "PangolinTraefik":
         return super().start(timeout, probe_host)
 
+    def reload(self, dynamic: dict) -> None:
+        """The next configuration, served at Traefik's next poll."""
+        self.api.config = dynamic
+
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        return rss_kib(self.process.pid)
 
     def linear_memory_kib(self) -> int:
         """The largest linear memory an instance logged after configure (each logs it when created)."""
         sizes = [int(m) for m in re.findall(r"linear memory (\d+) KiB after configure", self.log())]
         return max(sizes, default=0)
 
-    def instances_created(self) -> int:
-        return self.log().count("secure-headers: policy loaded")
-
-
-def wait_serving(traefik: PangolinTraefik, hosts: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    for host in hosts:
-        while not traefik._router_answers(host):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{host} never answered:\n{traefik.log()[-2000:]}")
-            time.sleep(0.05)
 
 
 class PeakRSS:
@@ -190,94 +159,54 @@ def held_pages(traefik: PangolinTraefik, concurrent: int, headers: dict[str, str
     return time.monotonic() - start
 
 
-def wasm_memory_layout(path: Path) -> dict:
-    """The module's initial linear memory (its memory section's minimum pages), the stack below it (the first
-    global, __stack_pointer, starts at the stack's top) and its static data (the data segments), in bytes."""
-    data = path.read_bytes()
-
-    def leb(at: int, signed: bool = False) -> tuple[int, int]:
-        value = shift = 0
-        while True:
-            byte = data[at]
-            value |= (byte & 0x7F) << shift
-            at += 1
-            shift += 7
-            if byte < 0x80:
-                if signed and byte & 0x40:
-                    value -= 1 << shift
-                return value, at
-
-    layout = {}
-    at = 8
-    while at < len(data):
-        section, at = data[at], at + 1
-        size, at = leb(at)
-        if section == 5:  # memory: count, limits flags, minimum pages
-            _, inner = leb(at)
-            _, inner = leb(inner)
-            layout["initial_memory_bytes"] = leb(inner)[0] * 65536
-        elif section == 6:  # globals: the first is the stack pointer (type, mutability, i32.const N, end)
-            layout["stack_bytes"] = leb(leb(at)[1] + 3, signed=True)[0]
-        elif section == 11:  # active data segments: flags 0, i32.const offset, end, length, bytes
-            count, inner = leb(at)
-            total = 0
-            for _ in range(count):
-                _, inner = leb(inner)
-                _, inner = leb(inner + 1, signed=True)
-                length, inner = leb(inner + 1)
-                total += length
-                inner += length
-            layout["data_bytes"] = total
-        at += size
-    return layout
-
-
 def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstream, args) -> dict:
     """Per router count: a fresh Traefik, every router asked once (idle), then wrk over all of them (load)."""
     rows = []
     for count in routers:
         api = ProviderAPI()
-        api.config = pangolin_config(count, middleware, upstream.port)
-        traefik = PangolinTraefik(api_port=api.port, workdir=work_dir(f"scale-{variant}-{count}"),
+        api.config = pangolin_routers(count, middleware, upstream.port)
+        traefik = PangolinTraefik(api=api, workdir=work_dir(f"scale-{variant}-{count}"),
                                   env={"GOMAXPROCS": "1"})
         with traefik:
-            wait_serving(traefik, [resource_host(i) for i in range(count)])
+            traefik.wait_for_router(*[resource_host(i) for i in range(count)], timeout=60)
             time.sleep(1)
             idle = traefik.rss_kib()
-            created_idle = traefik.instances_created()
+            created_idle = plugin_instances(traefik)
             with PeakRSS(traefik) as peak:
                 served = spread_load(traefik, count, args.seconds, args.connections)
             rows.append({"routers": count, "idle_rss_kib": idle, "load_peak_rss_kib": peak.peak,
                          "linear_memory_after_configure_kib": traefik.linear_memory_kib(),
                          "requests": served, "instances_idle": created_idle,
-                         "instances_after_load": traefik.instances_created()})
+                         "instances_after_load": plugin_instances(traefik)})
         api.close()
         print(f"{variant} {count} routers: {rows[-1]}", file=sys.stderr)
     return {"rows": rows}
 
 
 def reloads(variant: str, middleware: dict, routers: int, upstream: Upstream, count: int) -> dict:
-    """`count` provider reloads, each renaming router 0's host; RSS before, every 10 reloads, and after."""
+    """`count` provider reloads, each renaming router 0's host; RSS before, every 10 reloads, and after, and
+    what they say (harness reloads.plateau_summary, the plateau from the second half on)."""
     api = ProviderAPI()
-    api.config = pangolin_config(routers, middleware, upstream.port)
-    traefik = PangolinTraefik(api_port=api.port, workdir=work_dir(f"scale-reloads-{variant}"),
+    api.config = pangolin_routers(routers, middleware, upstream.port)
+    traefik = PangolinTraefik(api=api, workdir=work_dir(f"scale-reloads-{variant.replace(' ', '-')}"),
                               env={"GOMAXPROCS": "1"})
-    samples = []
     with traefik:
-        wait_serving(traefik, [resource_host(i) for i in range(routers)])
-        samples.append({"reloads": 0, "rss_kib": traefik.rss_kib(), "instances": traefik.instances_created()})
-        for generation in range(1, count + 1):
-            api.config = pangolin_config(routers, middleware, upstream.port, generation)
-            wait_serving(traefik, [f"g{generation}.{resource_host(0)}"])
-            if generation % 10 == 0 or generation == count:
-                samples.append({"reloads": generation, "rss_kib": traefik.rss_kib(),
-                                "instances": traefik.instances_created()})
-                print(f"{variant} reloads: {samples[-1]}", file=sys.stderr)
-        time.sleep(5)  # let Go's GC and scavenger run once more
-        samples.append({"reloads": count, "settled": True, "rss_kib": traefik.rss_kib(),
-                        "instances": traefik.instances_created()})
+        samples = reload_memory(traefik, routers, middleware, upstream.port, count, label=variant)
     api.close()
-    return {"routers": routers, "samples": samples}
+    return {"samples": samples, **plateau_summary(samples, count // 2)}
+
+
+def reload_variants(plugin: dict, native: dict) -> dict[str, dict]:
+    """The middlewares whose reloads are compared: Traefik's own, the minimal guest (any Wasm middleware's
+    floor), the minimal guest padded to this plugin's code size (a module this size's floor), the plugin."""
+    return {"native headers": native, "minimal guest": {"plugin": {MINIMAL_GUEST_KEY: {}}},
+            "padded guest": {"plugin": {PADDED_GUEST_KEY: {}}}, "plugin": plugin}
+
+
+def all_reloads(plugin: dict, native: dict, routers: int, upstream: Upstream, count: int) -> dict:
+    return {"routers": routers, "count": count,
+            "variants": {name: reloads(name, middleware, routers, upstream, count)
+                         for name, middleware in reload_variants(plugin, native).items()}}
 
 
 # The same 1 MiB pages three ways, so the held figure can be taken apart: the plugin holding them (a plain GET),
@@ -289,15 +218,15 @@ HELD_VARIANTS = {"plugin_held": ("plugin", {}), "plugin_streamed": ("plugin", {"
 
 def held(middleware: dict, upstream: Upstream, concurrent: int, headers: dict[str, str]) -> dict:
     api = ProviderAPI()
-    api.config = pangolin_config(1, middleware, upstream.port)
-    traefik = PangolinTraefik(api_port=api.port, workdir=work_dir("scale-held"), env={"GOMAXPROCS": "1"})
+    api.config = pangolin_routers(1, middleware, upstream.port)
+    traefik = PangolinTraefik(api=api, workdir=work_dir("scale-held"), env={"GOMAXPROCS": "1"})
     with traefik:
-        wait_serving(traefik, [resource_host(0)])
+        traefik.wait_for_router(resource_host(0), timeout=60)
         time.sleep(1)
         before = traefik.rss_kib()
         with PeakRSS(traefik) as peak:
             seconds = held_pages(traefik, concurrent, headers)
-        instances = traefik.instances_created()
+        instances = plugin_instances(traefik)
         time.sleep(5)
         settled = traefik.rss_kib()
     api.close()
@@ -313,21 +242,19 @@ def per_router(rows: list[dict], key: str) -> float:
     return (last[key] - first[key]) / max(1, last["routers"] - first["routers"])
 
 
-def reload_growth(reloads: dict) -> str:
-    """Growth per reload, and per plugin instance the reloads created (each reload rebuilds every router)."""
-    first, last = reloads["samples"][0], reloads["samples"][-1]
-    count = last["reloads"]
-    grown = last["rss_kib"] - first["rss_kib"]
-    created = last["instances"] - first["instances"]
-    verdict = "Not flat" if grown > first["rss_kib"] // 20 else "Flat (within 5 %)"
-    return (f"{verdict}: {grown / count / 1024:.1f} MiB per reload, {created / count:.0f} instances created per "
-            f"reload (every router's plugin middleware is built again, not only the changed one's, each with a "
-            f"first instance), {grown / max(1, created):.0f} KiB of RSS kept per middleware built.")
-
-
-def reload_samples(samples: list[dict]) -> str:
-    return ", ".join(f"{x['rss_kib'] / 1024:.1f} MiB after {x['reloads']}" + (" (5 s later)" if x.get("settled")
-                                                                             else "") for x in samples)
+def reload_table(reloads: dict) -> list[str]:
+    """One row per middleware: RSS before, the plateau, the slope on it, 5 s after the last reload."""
+    lines = [f"Reloads: {reloads['count']} provider reloads of {reloads['routers']} routers, each renaming one "
+             "router's host (Traefik builds every router's middleware again each time). The plateau is the median "
+             "of the samples from the second half on; its slope the least-squares fit over them.", "",
+             "| middleware | RSS before | plateau above it | slope on the plateau | RSS 5 s after the last | "
+             "samples (every 10 reloads) |", "|---|---:|---:|---:|---:|---|"]
+    for name, r in reloads["variants"].items():
+        samples = " ".join(f"{x['rss_kib'] / 1024:.0f}" for x in r["samples"] if not x.get("settled"))
+        lines.append(f"| {name} | {r['before_kib'] / 1024:.1f} MiB | {r['plateau_growth_kib'] / 1024:+.1f} MiB | "
+                     f"{r['plateau_slope_kib_per_reload']:+.0f} KiB per reload | {r['settled_kib'] / 1024:.1f} MiB "
+                     f"| {samples} |")
+    return lines
 
 
 def ratio_line(s: dict, results: dict) -> str:
@@ -356,9 +283,10 @@ def markdown(results: dict) -> str:
              f"({results['initial_memory_bytes'] // 65536} pages), what every instance reserves; its linear memory "
              "once the policy is compiled (logged by each instance): "
              f"{max(r['linear_memory_after_configure_kib'] for r in results['plugin']['rows'])} KiB. Of the "
-             f"initial memory, {results['stack_bytes'] // 1024} KiB is the stack (the toolchain's default for "
-             f"Wasm) and {results['data_bytes'] // 1024} KiB static data; the heap after configure fits in the "
-             "rest.", "",
+             f"initial memory, {results['stack_bytes'] // 1024} KiB is the stack (hosts/wasm_stack.rs; the "
+             f"toolchain's default is 1 MiB) and {results['data_bytes'] // 1024} KiB static data; the heap after "
+             f"configure fits in the rest. Its code: {results['code_bytes'] // 1024} KiB, which Traefik decodes "
+             "for every middleware it builds.", "",
              "| routers | plugin idle RSS | plugin load peak | plugin instances (idle / after load) | "
              "native headers idle RSS | native load peak | empty Wasm guest idle RSS |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -374,13 +302,7 @@ def markdown(results: dict) -> str:
               "", "An http-wasm guest that does nothing (bench/filters/empty-http-wasm, "
               f"{results['empty_wasm_module_bytes']} bytes) costs {s['empty_wasm_kib_per_router_idle']:.0f} KiB "
               f"per router idle, against the plugin's {s['plugin_kib_per_router_idle']:.0f} KiB.", ""]
-    r = results["reloads"]["samples"]
-    lines += [f"Reloads ({results['reloads']['routers']} plugin routers, each reload renames one router's host): "
-              + reload_samples(r)
-              + f"; instances created {r[0]['instances']} -> {r[-1]['instances']}. "
-              + reload_growth(results["reloads"]), "",
-              "The same reloads with the native headers middleware: "
-              + reload_samples(results["reloads_native"]["samples"]) + ".", ""]
+    lines += reload_table(results["reloads"]) + [""]
     h = results["held"]
     per_request = {name: (v["peak_rss_kib"] - v["rss_before_kib"]) / v["concurrent"] / 1024 for name, v in h.items()}
     first = h["plugin_held"]
@@ -420,30 +342,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", default="1,10,50,200")
     parser.add_argument("--reloads", type=int, default=200)
-    parser.add_argument("--reload-routers", type=int, default=50)
+    parser.add_argument("--reload-routers", type=int, default=10)
     parser.add_argument("--held", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--note", default="full run")
     parser.add_argument("--only-reloads", action="store_true",
-                        help="only the plugin's reloads; prints them and writes neither results file")
+                        help="only the reloads; prints their table and writes neither results file")
     args = parser.parse_args()
     routers = [int(n) for n in args.routers.split(",")]
     upstream = Upstream()
     plugin = {"plugin": {PLUGIN_KEY: {"policy": POLICY}}}
     native = companion_middleware(POLICY, [])
     if args.only_reloads:
-        measured = reloads("plugin", plugin, args.reload_routers, upstream, args.reloads)
-        print(reload_samples(measured["samples"]) + ". " + reload_growth(measured))
+        print("\n".join(reload_table(all_reloads(plugin, native, args.reload_routers, upstream, args.reloads))))
         return 0
     results = {"note": args.note, "seconds": args.seconds, "connections": args.connections,
-               **wasm_memory_layout(HTTP_WASM_DIR / "secure_headers.wasm"),
-               "empty_wasm_module_bytes": EMPTY_HTTP_WASM[0].stat().st_size,
+               **memory_layout(HTTP_WASM_DIR / "secure_headers.wasm"),
+               "empty_wasm_module_bytes": MINIMAL_GUEST_FILES[0].stat().st_size,
                "plugin": measure("plugin", plugin, routers, upstream, args),
                "native": measure("native", native, routers, upstream, args),
-               "empty_wasm": measure("empty", {"plugin": {EMPTY_KEY: {}}}, routers, upstream, args),
-               "reloads": reloads("plugin", plugin, args.reload_routers, upstream, args.reloads),
-               "reloads_native": reloads("native", native, args.reload_routers, upstream, args.reloads),
+               "empty_wasm": measure("empty", {"plugin": {MINIMAL_GUEST_KEY: {}}}, routers, upstream, args),
+               "reloads": all_reloads(plugin, native, args.reload_routers, upstream, args.reloads),
                "held": {name: held(plugin if variant == "plugin" else native, upstream, args.held, headers)
                         for name, (variant, headers) in HELD_VARIANTS.items()}}
     p, n, e = results["plugin"]["rows"], results["native"]["rows"], results["empty_wasm"]["rows"]

@@ -36,10 +36,11 @@ VARIANTS = {"native": companion_middleware(POLICY, []),
             "padded guest": {"plugin": {PADDED_GUEST_KEY: {}}},
             "plugin": {"plugin": {PLUGIN_KEY: {"policy": POLICY}}}}
 WASM_VARIANTS = ["minimal guest", "padded guest", "plugin"]
-# On the plateau RSS wanders by up to 8 MiB around a flat line (the collector's pace), which can tilt a slope fitted
-# over 50 reloads by about 100 KiB per reload either way; 150 KiB per reload would still be 30 MiB over 200
-# reloads. The 1 MiB-stack build grew about 7 MiB per reload.
-PLATEAU_SLOPE_BUDGET_KIB = 150
+# On the plateau RSS wanders by up to 20 MiB around a flat line (the collector's pace), which tilts a slope fitted
+# over 50 reloads: measured from +6 to +162 KiB per reload (200 reloads through the HTTP provider: native +6,
+# minimal guest +14, plugin +93, padded guest +162), so the budget is about twice the worst. The 1 MiB-stack build
+# grew 3.5 MiB per reload, the build the issue was filed on about 7 MiB.
+PLATEAU_SLOPE_BUDGET_KIB = 300
 # The plateau's height above the minimal guest's, per router: measured 3.0 MiB (this plugin +42.8 MiB, the minimal
 # guest +12.7 MiB, 10 routers); the budget leaves a third for the collector's pace. The 1 MiB-stack build was
 # about 27 MiB per router after 40 reloads.

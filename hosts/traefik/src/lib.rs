@@ -44,9 +44,9 @@ thread_local! {
     static TELEMETRY: RefCell<Option<Telemetry<()>>> = const { RefCell::new(None) };
     /// Set instead of POLICY when the policy is invalid and `on_invalid_policy` is `pass`.
     static PASSING: RefCell<Option<PassThroughNotice>> = const { RefCell::new(None) };
-    /// The held request's facts, under the context handed to `handle_response`. The host keeps one instance
-    /// for a request's two calls (http-wasm-host-go takes it from the pool for the whole request), so the
-    /// response phase need not read the request's headers again.
+    /// The held request's facts, under the context handed to `handle_response`, so that the response phase
+    /// need not read the request's headers again. http-wasm-host-go takes an instance from its pool for each of
+    /// the two calls: usually the same one, but under concurrent requests the response may go to another.
     static HELD_REQUEST: Cell<Option<(u32, RequestFacts)>> = const { Cell::new(None) };
 }
 
@@ -55,10 +55,19 @@ fn remember_held(facts: RequestFacts) -> u32 {
     HELD_REQUEST.with(|held| {
         let context = held
             .get()
-            .map_or(1, |(last, _)| last.wrapping_add(1).max(1));
+            .map_or_else(first_context, |(last, _)| last.wrapping_add(1).max(1));
         held.set(Some((context, facts)));
         context
     })
+}
+
+/// Where a run of contexts starts: the wall clock's nanoseconds (Traefik gives guests the real one), so that a
+/// context another instance handed out is not taken for one of this instance's own, whose facts are another
+/// request's. Counting from 1 in every instance made that a match whenever two instances were at the same count;
+/// now both would have to have started their runs a multiple of 2^32 ns (4.3 s) apart, to the nanosecond.
+fn first_context() -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    (now.map_or(0, |d| d.as_nanos()) as u32).max(1)
 }
 
 /// The facts `handle_request` kept under `context`, once; read again from the request if this instance does
@@ -497,5 +506,42 @@ mod tests {
         assert!(host.headers[1]
             .iter()
             .any(|(n, _)| n == "content-security-policy"));
+    }
+
+    /// Two pooled instances, as two threads (each has its own statics). B holds request Y's facts, waiting for
+    /// Y's response, when the host hands B the response of request X, whose request went to A. When every
+    /// instance counted its contexts from 1, X's context matched the one B kept and X got Y's rule.
+    #[test]
+    fn a_response_handed_to_another_instance_gets_its_own_requests_rule() {
+        const TWO_HOSTS: &str = r#"{"policy": "{\"rules\": [{\"match\": {\"hosts\": [\"a.example\"]}, \"headers\": {\"x-rule\": {\"value\": \"a\"}}}, {\"match\": {\"hosts\": [\"b.example\"]}, \"headers\": {\"x-rule\": {\"value\": \"b\"}}}]}"}"#;
+        let held = |host_name: &'static str| {
+            move |host: &mut MockHost| {
+                request(host, "GET", "/", &[("host", host_name)]);
+                host.config = TWO_HOSTS.as_bytes().to_vec();
+                host.status = 200;
+            }
+        };
+        let request_x = std::thread::spawn(move || {
+            with_host(held("a.example"), || {
+                _initialize();
+                (handle_request() >> 32) as i32
+            })
+            .0
+        });
+        let context_x = request_x.join().expect("instance A");
+        let instance_b = std::thread::spawn(move || {
+            with_host(held("b.example"), || {
+                _initialize();
+                handle_request()
+            });
+            with_host(held("a.example"), || handle_response(context_x, 0)).1
+        });
+        let host = instance_b.join().expect("instance B");
+        let rule: Vec<&str> = host.headers[1]
+            .iter()
+            .filter(|(name, _)| name == "x-rule")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(rule, ["a"], "X's response: {:?}", host.headers[1]);
     }
 }

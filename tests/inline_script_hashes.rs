@@ -185,6 +185,26 @@ fn script_src(response: &Response, header: &str) -> String {
     directive.to_string()
 }
 
+/// `immich-strict` is `immich` with the hashes and 'strict-dynamic': the same headers on every response, and the
+/// same per-document CSP as the option written over `immich`.
+#[test]
+fn the_immich_strict_preset_is_immich_with_strict_dynamic_hashes() {
+    let preset = policy(r#"{"presets": ["immich-strict"]}"#);
+    let (a, _) = document(&preset, &[HTML], TWO_SCRIPTS);
+    let (b, _) = document(&strict(), &[HTML], TWO_SCRIPTS);
+    assert_eq!(a.headers, b.headers);
+    assert!(script_src(&a, "content-security-policy").contains("'strict-dynamic'"));
+    let (plain, _) = document(&policy(r#"{"presets": ["immich"]}"#), &[HTML], TWO_SCRIPTS);
+    let static_csp = plain.one("content-security-policy").unwrap();
+    let (fallback, counts) = document(
+        &preset,
+        &[HTML],
+        b"<script>a()</script><script>b()</script><script>c()</script>",
+    );
+    assert_eq!(fallback.one("content-security-policy").unwrap(), static_csp);
+    assert_eq!(counts.get("inline_scripts.fallback.too_many_scripts"), 1);
+}
+
 #[test]
 fn strict_dynamic_goes_beside_the_hashes_and_keeps_the_host_sources_as_fallback() {
     let (r, counts) = document(&strict(), &[HTML], TWO_SCRIPTS);

@@ -298,6 +298,9 @@ mod tests {
     #[test]
     fn without_strict_dynamic_or_hashes_the_sources_decide() {
         let hashed = r#"{"presets": ["immich"], "inline_script_hashes": {}}"#;
+        let plain = explain_document(IMMICH, SVELTEKIT);
+        assert!(plain.contains("rule: default (top level)"), "{plain}");
+        assert!(!plain.contains("document:"), "{plain}");
         let out = explain_document(hashed, SVELTEKIT);
         assert!(
             out.contains("scripts: 2 loaded by the markup; script-src's own sources decide"),

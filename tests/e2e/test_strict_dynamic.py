@@ -6,7 +6,6 @@ CSP without 'strict-dynamic' (fresh.immich.test), whose script-src lists the sec
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from chromium import Chromium
@@ -43,11 +42,8 @@ def visit(chromium: Chromium, url: str, wait_for: str | None = None, settle_ms: 
     """(page, the CSP the browser got with the document)."""
     page = chromium.context.new_page()
     response = page.goto(url, wait_until="load")
-    # Polled from here: Playwright's wait_for_function evaluates its string with eval, which this CSP refuses.
-    deadline = time.monotonic() + 10
-    while wait_for and not page.evaluate(wait_for):
-        assert time.monotonic() < deadline, f"{wait_for}: {page.evaluate('window.results')}"
-        time.sleep(0.05)
+    if wait_for:
+        Chromium.wait(page, wait_for)
     page.wait_for_timeout(settle_ms)
     return page, response.headers.get("content-security-policy", "")
 

@@ -106,13 +106,15 @@ class TraefikProcess(ProxyProcess):
         except OSError:
             return False
 
-    def wait_for_router(self, host: str, timeout: float = 30) -> None:
-        """Waits until a router from another provider (Redis, HTTP), which may load after the file's, serves."""
+    def wait_for_router(self, *hosts: str, timeout: float = 30) -> None:
+        """Waits until every host's router serves: one from another provider (Redis, HTTP), which may load after
+        the file's, or from a configuration that Traefik is reloading."""
         deadline = time.monotonic() + timeout
-        while not self._router_answers(host):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no router for {host} within {timeout}s:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
+        for host in hosts:
+            while not self._router_answers(host):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no router for {host} within {timeout}s:\n{self.log()[-3000:]}")
+                time.sleep(0.05)
 
     def wait_for_log(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout

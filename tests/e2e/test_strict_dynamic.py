@@ -108,12 +108,7 @@ def immich_strict_policy(upstream) -> str:
                                   "content_security_policy": {"directives": {"connect-src": connect}}}]})
 
 
-# Not strict_dynamic's: Traefik's guest traps ("wasm error: out of bounds memory access") on every hashed document
-# over about 2 KB, with or without the option, on main too; /browser/immich is 2.9 KB. Strict, so the fix shows.
-TRAEFIK_TRAPS = pytest.mark.xfail(strict=True, reason="Traefik's guest traps hashing a document over about 2 KB")
-
-
-@pytest.mark.parametrize("host", ["envoy", pytest.param("traefik", marks=TRAEFIK_TRAPS), "envoy-dynamic"])
+@pytest.mark.parametrize("host", ["envoy", "traefik", "envoy-dynamic"])
 def test_the_immich_pages_run_whole_under_immich_strict(proxy_for, upstream, host):
     """Everything the immich preset's browser test does (WebAssembly, a blob: worker, blob: image and media, the
     Socket.IO WebSocket, a fetch to the tile server) and the Immich-like SPA document (a modulepreload and an

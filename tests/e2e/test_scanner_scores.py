@@ -17,9 +17,9 @@ from secure_headers_harness.paths import CERTS, ROOT
 from secure_headers_harness.processes import free_port
 
 HERE = Path(__file__).parent
-for tool in ("csp-evaluator/node_modules/csp_evaluator", "observatory/node_modules/@mdn/mdn-http-observatory"):
-    if not (ROOT / "tools" / tool).is_dir():
-        pytest.skip(f"tools/{tool} is missing: run `make scanner-tools` (make e2e does it)", allow_module_level=True)
+# What each script runs, installed by `make scanner-tools`.
+TOOLS = {"csp_evaluator.mjs": ROOT / "tools/csp-evaluator/node_modules/csp_evaluator",
+         "observatory.mjs": ROOT / "tools/observatory/node_modules/@mdn/mdn-http-observatory"}
 
 # Each policy's one rule, for every host name (the Observatory asks for localhost, the probe for immich.test).
 STATIC = "immich (static)"
@@ -31,6 +31,8 @@ POLICIES = {
 
 
 def node(script: str, *args: str, stdin: str = "") -> dict | list:
+    if not TOOLS[script].is_dir():
+        pytest.fail(f"{TOOLS[script]} is missing: run `make scanner-tools` (make e2e does it)")
     env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(CERTS / "ca.crt")}
     result = subprocess.run(["node", str(HERE / script), *args], input=stdin, capture_output=True, text=True,
                             env=env, timeout=120)
@@ -55,13 +57,17 @@ def severities(findings: list[dict], directive: str = "script-src") -> dict[str,
     return {f["value"]: f["severity"] for f in findings if f["directive"] == directive}
 
 
+def described(finding: dict) -> str:
+    """Severity and value; and why, for a finding of no severity (an entry 'strict-dynamic' makes ignored)."""
+    why = f" ({finding['description']})" if finding["severity"] == "NONE" else ""
+    return f"{finding['severity']} {finding['value']}{why}"
+
+
 def table(host: str, measured: dict[str, dict]) -> str:
     lines = [f"scanner results through {host} (tests/e2e/test_scanner_scores.py):",
              "| policy | CSP Evaluator findings in script-src | MDN HTTP Observatory |", "|---|---|---|"]
     for name, m in measured.items():
-        findings = ", ".join(f"{f['severity']} {f['value']}" + (f" ({f['description']})" if f["severity"] == "NONE"
-                                                               else "")
-                             for f in m["findings"] if f["directive"] == "script-src")
+        findings = ", ".join(described(f) for f in m["findings"] if f["directive"] == "script-src")
         scan = m["observatory"]
         csp = scan["tests"]["content-security-policy"]
         lines.append(f"| `{name}` | {findings or 'none'} | {scan['score']} ({scan['grade']}), CSP test "

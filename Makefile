@@ -44,13 +44,16 @@ FEATURES_alloc-count-envoy-dynamic := alloc-count
 # Binaryen's tools, run by the machine's Node.js (npm install into tools/binaryen/node_modules).
 WASM_OPT_JS := tools/binaryen/node_modules/binaryen/bin/wasm-opt
 WASM_OPT := node $(WASM_OPT_JS)
+# The scanners tests/e2e/test_scanner_scores.py runs, by the machine's Node.js (npm ci into tools/*/node_modules).
+CSP_EVALUATOR := tools/csp-evaluator/node_modules/csp_evaluator/package.json
+OBSERVATORY := tools/observatory/node_modules/@mdn/mdn-http-observatory/package.json
 # The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
 BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
 # One of them, the http-wasm guest that does nothing, is also the floor tests/e2e/test_traefik_reloads.py holds the
 # plugin's memory per reload against.
 MINIMAL_GUEST := target/bench/$(TARGET)/release/bench_empty_http_wasm.wasm
 
-.PHONY: help soak all cli build dist wasm-opt registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
+.PHONY: help soak all cli build dist wasm-opt scanner-tools registry-tools venv certs tools browser-tools kv-tools wasm-target lint unit e2e compose-check fuzz-tools fuzz-smoke fuzz test demo demo-traefik bench clean
 
 all: build
 
@@ -79,6 +82,23 @@ wasm-opt: $(WASM_OPT_JS)
 $(WASM_OPT_JS): tools/binaryen/package.json tools/binaryen/package-lock.json
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 	npm ci --prefix tools/binaryen --silent --no-audit --no-fund
+	@touch $@
+
+## scanner-tools: Google's CSP Evaluator and the MDN HTTP Observatory's scanner from npm (pinned by each
+## package-lock.json under tools/), which tests/e2e/test_scanner_scores.py runs on the CSP and headers each host sends
+scanner-tools: $(CSP_EVALUATOR) $(OBSERVATORY)
+
+$(CSP_EVALUATOR): tools/csp-evaluator/package.json tools/csp-evaluator/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tools/csp-evaluator --silent --no-audit --no-fund
+	@touch $@
+
+# Without its install scripts, which download the HSTS preload list, a TLD list and a CA bundle (none reachable
+# here, none used by a scan of localhost): the preload list is left empty, as for a host on no list.
+$(OBSERVATORY): tools/observatory/package.json tools/observatory/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix tools/observatory --silent --no-audit --no-fund --ignore-scripts
+	echo '{}' > $(dir $@)conf/hsts-preload.json
 	@touch $@
 
 # wasm-opt is told exactly the Wasm features rustc's wasm32-wasip1 output uses; a new one fails validation loudly.
@@ -171,7 +191,7 @@ unit:
 	cargo test --locked --workspace
 
 ## e2e: the end-to-end tests against real Envoy 1.40, real Traefik 3.7 and headless Chromium
-e2e: build dist $(CLI) $(MINIMAL_GUEST) $(ALLOC_COUNT_WASM) $(TRAP_WASM) $(TRAP_ENVOY_DYNAMIC) $(ALLOC_COUNT_ENVOY_DYNAMIC) venv certs browser-tools registry-tools kv-tools
+e2e: build dist $(CLI) $(MINIMAL_GUEST) $(ALLOC_COUNT_WASM) $(TRAP_WASM) $(TRAP_ENVOY_DYNAMIC) $(ALLOC_COUNT_ENVOY_DYNAMIC) venv certs browser-tools registry-tools kv-tools scanner-tools
 	@rm -rf .work && mkdir -p .work
 	$(PY) -m pytest -v tests/e2e
 

@@ -52,7 +52,9 @@ pub use in_memory::{InMemoryRequest, InMemoryResponse};
 pub use inline_script_hashes::document::{DocumentHold, HoldLimits};
 pub use inline_script_hashes::fetched_document::{fetch_headers, fetched_response, reply_headers};
 pub use inline_script_hashes::hashed_csp::{Fallback, DOCUMENT_REQUEST_EDITS};
-pub use inline_script_hashes::{script_hashes, Unhashable};
+pub use inline_script_hashes::{
+    document_scripts, script_hashes, DocumentScript, ScriptType, Unhashable,
+};
 pub use report_collector::reply::CollectorReply;
 pub use report_collector::{Admission, OriginBook, Rejection, ReportCollector};
 pub use telemetry::{CounterBook, Metrics, Telemetry};

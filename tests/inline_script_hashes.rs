@@ -170,6 +170,142 @@ fn the_option_needs_a_script_src() {
     assert_eq!(err.field, "inline_script_hashes.max_scripts");
 }
 
+fn strict() -> Policy {
+    policy(
+        r#"{"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2, "strict_dynamic": true}}"#,
+    )
+}
+
+fn script_src(response: &Response, header: &str) -> String {
+    let csp = response.one(header).unwrap();
+    let directive = csp
+        .split("; ")
+        .find(|d| d.starts_with("script-src "))
+        .unwrap();
+    directive.to_string()
+}
+
+/// `immich-strict` is `immich` with the hashes and 'strict-dynamic': the same headers on every response, and the
+/// same per-document CSP as the option written over `immich`.
+#[test]
+fn the_immich_strict_preset_is_immich_with_strict_dynamic_hashes() {
+    let preset = policy(r#"{"presets": ["immich-strict"]}"#);
+    let (a, _) = document(&preset, &[HTML], TWO_SCRIPTS);
+    let (b, _) = document(&strict(), &[HTML], TWO_SCRIPTS);
+    assert_eq!(a.headers, b.headers);
+    assert!(script_src(&a, "content-security-policy").contains("'strict-dynamic'"));
+    let (plain, _) = document(&policy(r#"{"presets": ["immich"]}"#), &[HTML], TWO_SCRIPTS);
+    let static_csp = plain.one("content-security-policy").unwrap();
+    let (fallback, counts) = document(
+        &preset,
+        &[HTML],
+        b"<script>a()</script><script>b()</script><script>c()</script>",
+    );
+    assert_eq!(fallback.one("content-security-policy").unwrap(), static_csp);
+    assert_eq!(counts.get("inline_scripts.fallback.too_many_scripts"), 1);
+}
+
+#[test]
+fn strict_dynamic_goes_beside_the_hashes_and_keeps_the_host_sources_as_fallback() {
+    let (r, counts) = document(&strict(), &[HTML], TWO_SCRIPTS);
+    assert_eq!(
+        script_src(&r, "content-security-policy"),
+        format!(
+            "script-src 'self' 'wasm-unsafe-eval' https://www.gstatic.com 'strict-dynamic' {THEME} {BOOT}"
+        )
+    );
+    assert_eq!(counts.get("inline_scripts.documents_hashed"), 1);
+    // Served again (the remembered document): the same CSP.
+    let (again, _) = document(&strict(), &[HTML], TWO_SCRIPTS);
+    assert_eq!(
+        again.one("content-security-policy"),
+        r.one("content-security-policy")
+    );
+}
+
+/// Browsers honour 'strict-dynamic' only beside a hash: alone it would block the document's `<script src>`
+/// ('self' among them) with no hashed script to load anything instead.
+#[test]
+fn a_document_without_inline_scripts_gets_no_strict_dynamic() {
+    let body: &[u8] = b"<!doctype html><script src=/app.js></script>";
+    let (r, counts) = document(&strict(), &[HTML], body);
+    assert_eq!(
+        script_src(&r, "content-security-policy"),
+        "script-src 'self' 'wasm-unsafe-eval' https://www.gstatic.com"
+    );
+    assert_eq!(counts.get("inline_scripts.documents_hashed"), 1);
+}
+
+#[test]
+fn a_fallback_under_strict_dynamic_gets_the_static_csp_without_it() {
+    let (r, counts) = document(
+        &strict(),
+        &[HTML],
+        b"<script>a()</script><script>b()</script><script>c()</script>",
+    );
+    assert_eq!(
+        script_src(&r, "content-security-policy"),
+        "script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' https://www.gstatic.com"
+    );
+    assert_eq!(counts.get("inline_scripts.fallback.too_many_scripts"), 1);
+}
+
+#[test]
+fn strict_dynamic_in_a_report_only_csp_and_in_script_src_elem() {
+    let p = policy(
+        r#"{"presets": ["immich"], "content_security_policy": {"report_only": true,
+              "directives": {"script-src-elem": ["'self'", "https://cast.example"]}},
+            "inline_script_hashes": {"strict_dynamic": true}}"#,
+    );
+    let (r, _) = document(&p, &[HTML], TWO_SCRIPTS);
+    let ro = r.one("content-security-policy-report-only").unwrap();
+    assert!(
+        ro.contains(&format!(
+            "script-src-elem 'self' https://cast.example 'strict-dynamic' {THEME} {BOOT}"
+        )),
+        "{ro}"
+    );
+    assert_eq!(
+        r.one("content-security-policy").as_deref(),
+        Some("frame-ancestors 'self'")
+    );
+}
+
+#[test]
+fn strict_dynamic_is_refused_where_no_hash_or_nonce_stands_beside_it() {
+    for (raw, field) in [
+        (
+            r#"{"presets": ["bundle-a"], "inline_script_hashes": {"strict_dynamic": true}}"#,
+            "inline_script_hashes",
+        ),
+        (
+            r#"{"content_security_policy": {"directives": {"script-src": ["'strict-dynamic'", "https://a.example"]}}}"#,
+            "content_security_policy.directives.script-src",
+        ),
+        (
+            r#"{"rules": [{"presets": ["immich"], "inline_script_hashes": {},
+                "content_security_policy": {"directives": {"script-src-elem": ["'self'", "'strict-dynamic'"]}}}]}"#,
+            "rules[0].content_security_policy.directives.script-src-elem",
+        ),
+        (
+            r#"{"presets": ["immich"], "inline_script_hashes": {"strict_dynamic": true},
+                "content_security_policy": {"directives": {"script-src": ["'nonce-abcdefgh'", "'strict-dynamic'"]}}}"#,
+            "inline_script_hashes.strict_dynamic",
+        ),
+    ] {
+        let err = Policy::parse(raw.as_bytes()).unwrap_err();
+        assert_eq!(err.field, field, "{raw}: {err}");
+    }
+    // Beside a hash or a nonce written in the policy, the directive's own 'strict-dynamic' is the user's.
+    for raw in [
+        r#"{"content_security_policy": {"directives": {"script-src": ["'strict-dynamic'", "'nonce-abcdefgh'"]}}}"#,
+        r#"{"content_security_policy": {"directives": {"default-src": ["'sha256-RFWPLDbv2BY+rCkDzsE+0fr8ylGr2R2faWMhq4lfEQc='", "'strict-dynamic'"]}}}"#,
+        r#"{"content_security_policy": {"directives": {"style-src": ["'self'"], "script-src-attr": ["'strict-dynamic'"]}}}"#,
+    ] {
+        Policy::parse(raw.as_bytes()).unwrap();
+    }
+}
+
 /// Traefik now holds every GET/HEAD that need not stream; only a 2xx HTML response under a hashing rule has its
 /// body copied into the module, so a large download on a held path never grows the guest's memory.
 #[test]

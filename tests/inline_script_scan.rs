@@ -4,7 +4,7 @@
 #[path = "support/script_table.rs"]
 mod script_table;
 
-use secure_headers::{script_hashes, Unhashable};
+use secure_headers::{document_scripts, script_hashes, DocumentScript, ScriptType, Unhashable};
 
 const UTF8: Option<&[u8]> = Some(b"text/html; charset=utf-8");
 
@@ -79,4 +79,77 @@ fn scanning_never_panics_on_truncated_documents() {
     for end in 0..doc.len() {
         let _ = script_hashes(&doc[..end], UTF8, 2);
     }
+}
+
+/// `document_scripts` (what `explain` lists) sees the inline scripts `script_hashes` hashes, on every table
+/// document: the same hashes once repeats are dropped, or the same refusal.
+#[test]
+fn the_listed_inline_scripts_are_the_hashed_ones() {
+    for case in &script_table::cases() {
+        let content_type = Some(case.content_type.as_bytes());
+        let listed = document_scripts(&case.html, content_type).map(|scripts| {
+            let mut sources: Vec<String> = Vec::new();
+            for script in scripts {
+                if let DocumentScript::Inline { source, .. } = script {
+                    if !sources.contains(&source) {
+                        sources.push(source);
+                    }
+                }
+            }
+            sources
+        });
+        assert_eq!(
+            listed,
+            script_hashes(&case.html, content_type, 64),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn external_scripts_and_script_preloads_are_listed_as_the_browser_would_fetch_them() {
+    let html = br#"<!doctype html><head>
+<link rel="modulepreload" href="/_app/start.js"><link rel="stylesheet preload" as="script" href="/p.js">
+<link rel=preload as=style href=/s.css><link rel=stylesheet href=/c.css><link rel=modulepreload>
+<script>boot()</script></head><body>
+<script src="/a.js" integrity="sha384-abc"></script><script type=module src=https://cdn.example/m.js></script>
+<script src=/old.js nomodule></script><script type=text/plain src=/data.txt></script>
+<template><script src=/t.js></script><link rel=modulepreload href=/t.js></template>
+<svg><link rel=modulepreload href=/svg.js /></svg><script type=importmap>{}</script>"#;
+    let external = |src: &str, kind, integrity: Option<&str>| DocumentScript::External {
+        src: src.into(),
+        kind,
+        integrity: integrity.map(Into::into),
+    };
+    let scripts = document_scripts(html, UTF8).unwrap();
+    assert_eq!(
+        scripts,
+        vec![
+            DocumentScript::Preload {
+                href: "/_app/start.js".into(),
+                module: true
+            },
+            DocumentScript::Preload {
+                href: "/p.js".into(),
+                module: false
+            },
+            DocumentScript::Inline {
+                source: script_hashes(b"<script>boot()</script>", UTF8, 1)
+                    .unwrap()
+                    .remove(0),
+                text: "boot()".into(),
+                kind: ScriptType::Classic,
+            },
+            external("/a.js", ScriptType::Classic, Some("sha384-abc")),
+            external("https://cdn.example/m.js", ScriptType::Module, None),
+            DocumentScript::Inline {
+                source: script_hashes(b"<script type=importmap>{}</script>", UTF8, 1)
+                    .unwrap()
+                    .remove(0),
+                text: "{}".into(),
+                kind: ScriptType::Data,
+            },
+        ]
+    );
 }

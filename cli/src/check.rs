@@ -143,7 +143,7 @@ fn policy_differences(
     arrived: &Response,
 ) -> Result<Vec<Finding>, String> {
     let request = Request::new(&entry.url, entry.style, "GET")?;
-    let decision = decide(policy, &request, arrived);
+    let decision = decide(policy, &request, arrived, None);
     let mut names: Vec<&str> = arrived
         .headers
         .iter()

@@ -177,11 +177,14 @@ impl Response {
     }
 }
 
-/// The CLI keeps no counters.
-pub struct NoMetrics;
+/// The counters the engine moved for one exchange, by name (`explain` names a document's fallback from them).
+#[derive(Default)]
+pub struct Counted(pub Vec<String>);
 
-impl Metrics for NoMetrics {
-    fn increment(&mut self, _name: &str) {}
+impl Metrics for Counted {
+    fn increment(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
 }
 
 /// What the policy does to one exchange, on a host that holds the response (Envoy; Traefik when held).
@@ -190,19 +193,31 @@ pub struct Decision {
     pub rule: Option<usize>,
     pub after: Response,
     pub delivery: Delivery,
+    pub counted: Counted,
 }
 
-pub fn decide(policy: &Policy, request: &Request, upstream: &Response) -> Decision {
+/// With `document`, the upstream's body: a hashing rule then sends that document's CSP.
+pub fn decide(
+    policy: &Policy,
+    request: &Request,
+    upstream: &Response,
+    document: Option<&[u8]>,
+) -> Decision {
     let mut request = request.in_memory();
     let facts = policy.inspect_request(&mut request);
     let delivery = policy.delivery(&facts, &mut request);
     let mut after = upstream.in_memory();
-    let rule = policy.apply_response(&facts, &mut after, &mut NoMetrics);
+    let mut counted = Counted::default();
+    let rule = match document {
+        Some(body) => policy.apply_document(&facts, &mut after, body, &mut counted),
+        None => policy.apply_response(&facts, &mut after, &mut counted),
+    };
     Decision {
         facts,
         rule,
         after: Response::from_in_memory(after),
         delivery,
+        counted,
     }
 }
 

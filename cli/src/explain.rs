@@ -1,6 +1,7 @@
 //! `secure-headers explain`: what the policy does to one request, from the engine's own decision on a made-up
 //! exchange, diffed header by header, each with the reason the rule gives.
 
+use crate::document_scripts;
 use crate::exchange::{decide, streamed_on_traefik, Request, Response, Style};
 use secure_headers::{Delivery, Policy};
 use secure_headers::{Rule, WriteMode};
@@ -20,6 +21,8 @@ pub struct Exchange<'a> {
     pub status: u16,
     pub content_type: Option<&'a str>,
     pub upstream_headers: &'a [String],
+    /// The body the upstream sends, for a rule that hashes inline scripts.
+    pub document: Option<&'a [u8]>,
 }
 
 /// `Name: value` into a lower-case name and a trimmed value.
@@ -49,7 +52,7 @@ pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
             .retain(|(n, _)| *n != name || name != "content-type");
         upstream.headers.push((name, value));
     }
-    let decision = decide(policy, &request, &upstream);
+    let decision = decide(policy, &request, &upstream, exchange.document);
     let mut out = String::new();
     let scheme = if request.https { "https" } else { "http" };
     let _ = writeln!(
@@ -92,6 +95,21 @@ pub fn run(policy: &Policy, exchange: &Exchange) -> Result<String, String> {
         );
     }
     out.push_str(&diff_lines(rule, request.https, &upstream, &decision.after));
+    if let Some(hashing) = rule.inline_script_hashes.as_ref().filter(|_| !rule.observe) {
+        match exchange.document {
+            Some(body) => out.push_str(&document_scripts::lines(
+                hashing.header,
+                &decision.after,
+                &decision.counted.0,
+                exchange.url,
+                body,
+            )),
+            None => out.push_str(
+                "inline_script_hashes: the CSP above is the static one; `--document FILE` shows the one this \
+                 document gets, and what it does to the document's scripts\n",
+            ),
+        }
+    }
     if on_traefik_streamed {
         let streamed = streamed_on_traefik(policy, &decision.facts, &upstream, &[]);
         match &policy.companion(&[]).uncovered {
@@ -223,11 +241,84 @@ mod tests {
             status: 200,
             content_type: None,
             upstream_headers: &upstream,
+            document: None,
         };
         run(&policy, &exchange).unwrap()
     }
 
     const IMMICH: &str = r#"{"presets": ["immich"]}"#;
+
+    fn explain_document(policy: &str, document: &str) -> String {
+        let policy = Policy::parse(policy.as_bytes()).unwrap();
+        let exchange = Exchange {
+            url: "https://p.test/photos/",
+            host: Host::Envoy,
+            style: Style::Document,
+            method: "GET",
+            status: 200,
+            content_type: None,
+            upstream_headers: &[],
+            document: Some(document.as_bytes()),
+        };
+        run(&policy, &exchange).unwrap()
+    }
+
+    /// Shaped like SvelteKit's output: entry modules preloaded, a bootstrap importing them, plus what
+    /// 'strict-dynamic' blocks: a parser-inserted script and an import() nothing preloaded.
+    const SVELTEKIT: &str = r#"<!doctype html><meta charset=utf-8>
+<link rel="modulepreload" href="/_app/start.js"><script>theme()</script>
+<script src="https://www.gstatic.com/cast.js"></script>
+<script>Promise.all([import("../_app/start.js"), import("/_app/lazy.js")])</script>"#;
+
+    #[test]
+    fn a_document_under_strict_dynamic_lists_what_its_csp_blocks() {
+        let out = explain_document(
+            r#"{"presets": ["immich"], "inline_script_hashes": {"strict_dynamic": true}}"#,
+            SVELTEKIT,
+        );
+        assert!(
+            out.contains("https://www.gstatic.com 'strict-dynamic' 'sha256-"),
+            "{out}"
+        );
+        assert!(
+            out.contains("document: 2 inline script(s) hashed into content-security-policy"),
+            "{out}"
+        );
+        for line in [
+            "  runs     <link rel=modulepreload href=\"/_app/start.js\">  (not parser-inserted)",
+            "  blocked  <script src=\"https://www.gstatic.com/cast.js\">  (parser-inserted;",
+            "  runs     import(\"../_app/start.js\") in inline script 2  (a <link rel=modulepreload> fetched it first)",
+            "  blocked  import(\"/_app/lazy.js\") in inline script 2  (an inline script's import() is parser-inserted;",
+            "blocked: 2 of 6",
+        ] {
+            assert!(out.contains(line), "{line}\n{out}");
+        }
+    }
+
+    #[test]
+    fn without_strict_dynamic_or_hashes_the_sources_decide() {
+        let hashed = r#"{"presets": ["immich"], "inline_script_hashes": {}}"#;
+        let plain = explain_document(IMMICH, SVELTEKIT);
+        assert!(plain.contains("rule: default (top level)"), "{plain}");
+        assert!(!plain.contains("document:"), "{plain}");
+        let out = explain_document(hashed, SVELTEKIT);
+        assert!(
+            out.contains("scripts: 2 loaded by the markup; script-src's own sources decide"),
+            "{out}"
+        );
+        let strict = r#"{"presets": ["immich"], "inline_script_hashes": {"strict_dynamic": true}}"#;
+        let out = explain_document(
+            strict,
+            "<!doctype html><meta charset=utf-8><script src=/a.js></script>",
+        );
+        assert!(out.contains("document: 0 inline script(s) hashed"), "{out}");
+        assert!(!out.contains("gstatic.com 'strict-dynamic'"), "{out}");
+        let out = explain_document(strict, "<frameset></frameset><script>a()</script>");
+        assert!(
+            out.contains("document: the rule's static CSP (inline_scripts.fallback.markup)"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn names_the_rule_and_each_header_with_its_reason() {

@@ -164,14 +164,38 @@ pub fn resolve(base: &str, reference: &str) -> Option<String> {
         return Some(format!("{}{rest}", &base[..scheme_end]));
     }
     if reference.starts_with('/') {
-        return Some(format!("{origin}{reference}"));
+        return Some(format!("{origin}{}", remove_dot_segments(reference)));
     }
     let path = base[origin_end..]
         .split(['?', '#'])
         .next()
         .unwrap_or_default();
     let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
-    Some(format!("{origin}{dir}{reference}"))
+    Some(format!(
+        "{origin}{}",
+        remove_dot_segments(&format!("{dir}{reference}"))
+    ))
+}
+
+/// An absolute path with its `.` and `..` segments resolved (RFC 3986 5.2.4), query and fragment kept.
+fn remove_dot_segments(path: &str) -> String {
+    let (path, rest) = path.split_at(path.find(['?', '#']).unwrap_or(path.len()));
+    let parts: Vec<&str> = path.split('/').collect();
+    let mut kept: Vec<&str> = Vec::new();
+    for (i, segment) in parts.iter().enumerate() {
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." && kept.len() > 1 {
+                    kept.pop();
+                }
+                if i + 1 == parts.len() {
+                    kept.push(""); // `a/..` names the directory
+                }
+            }
+            other => kept.push(other),
+        }
+    }
+    format!("{}{rest}", kept.join("/"))
 }
 
 /// Same-origin URLs the page references in `src=` and `href=`, with the style a browser fetches them in.
@@ -264,6 +288,19 @@ mod tests {
             Some("http://o.test/")
         );
         assert_eq!(resolve(base, "data:image/png;base64,AA"), None);
+        for (reference, want) in [
+            ("./c.js", "https://p.test/albums/c.js"),
+            ("../c.js?v=2", "https://p.test/c.js?v=2"),
+            ("../../../c.js", "https://p.test/c.js"),
+            ("/a/./b/../c.js", "https://p.test/a/c.js"),
+            ("..", "https://p.test/"),
+        ] {
+            assert_eq!(
+                resolve(base, reference).as_deref(),
+                Some(want),
+                "{reference}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! what they print is what the plugins do.
 
 mod check;
+mod document_scripts;
 mod exchange;
 mod explain;
 mod fetch;
@@ -54,6 +55,10 @@ enum Command {
         /// A header the upstream sends, `Name: value` (repeat for each).
         #[arg(long = "upstream-header")]
         upstream_headers: Vec<String>,
+        /// The HTML the upstream answers with: a rule with inline_script_hashes then shows this document's CSP
+        /// and which of its scripts that CSP blocks.
+        #[arg(long)]
+        document: Option<PathBuf>,
         #[arg(long, default_value = "secure-headers")]
         middleware: String,
     },
@@ -151,9 +156,13 @@ fn run(command: Command) -> Outcome {
             status,
             content_type,
             upstream_headers,
+            document,
             middleware,
         } => {
             let policy = policy_file::load_or_message(&policy, &middleware)?;
+            let document = document
+                .map(|path| std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())))
+                .transpose()?;
             let exchange = explain::Exchange {
                 url: &url,
                 host,
@@ -162,6 +171,7 @@ fn run(command: Command) -> Outcome {
                 status,
                 content_type: content_type.as_deref(),
                 upstream_headers: &upstream_headers,
+                document: document.as_deref(),
             };
             explain::run(&policy, &exchange).map(|out| (out, true))
         }

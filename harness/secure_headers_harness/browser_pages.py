@@ -91,6 +91,51 @@ MANY_SCRIPTS = """<!doctype html><title>many</title>
 <script>window.results = {one: true};</script><script>window.results.two = true;</script>
 <script>window.results.three = true;</script>"""
 
+# For inline_script_hashes.strict_dynamic, shaped like SvelteKit's output for Immich: the entry module preloaded
+# (?preload=0 drops the link), a theme script and a bootstrap that import()s the entry; the entry imports a chunk,
+# loads a route with import() and inserts a Cast-like sender from a second origin (other.test) with createElement,
+# which inserts its framework the same way. ?parser=1 adds a <script src> from that origin in the markup.
+STRICT_APP = """<!doctype html>
+<html><head><meta charset="utf-8"><title>strict-dynamic</title>
+%(preload)s<script>window.results = {theme: true};</script>
+</head><body><div id="app">loading</div>%(parser)s
+<script>
+  window.results.bootstrap = true;
+  import('/browser/strict/start.js').then(kit => kit.start('http://other.test'),
+                                           e => { window.results.start = 'failed: ' + e; });
+</script></body></html>"""
+STRICT_PRELOAD = '<link rel="modulepreload" href="/browser/strict/start.js">\n'
+STRICT_PARSER = '<script src="http://other.test/browser/strict/parser.js"></script>'
+# A document without inline scripts: under 'strict-dynamic' alone its own script could not run.
+STRICT_PLAIN = """<!doctype html><meta charset="utf-8"><title>no inline script</title>
+<script src="/browser/strict/plain.js"></script>"""
+STRICT_SCRIPTS = {
+    "start.js": """import {chunk} from '/browser/strict/chunk.js';
+export function start(castOrigin) {
+  window.results.start = true;
+  window.results.chunk = chunk;
+  import('/browser/strict/route.js').then(m => { window.results.route = m.route; },
+                                          e => { window.results.route = 'failed: ' + e; });
+  const cast = document.createElement('script');
+  cast.src = castOrigin + '/browser/strict/cast.js';
+  cast.onerror = () => { window.results.cast = 'failed'; };
+  document.head.appendChild(cast);
+  document.getElementById('app').textContent = 'ready';
+}
+""",
+    "chunk.js": "export const chunk = true;\n",
+    "route.js": "export const route = true;\n",
+    "cast.js": """window.results.cast = true;
+const framework = document.createElement('script');
+framework.src = document.currentScript.src.replace('cast.js', 'cast-framework.js');
+document.head.appendChild(framework);
+""",
+    "cast-framework.js": "window.results.castFramework = true;\n",
+    "parser.js": "window.results.parser = true;\n",
+    "plain.js": "window.results = {plain: true};\n",
+}
+STRICT_STEPS = ["theme", "bootstrap", "start", "chunk", "route", "cast", "castFramework"]
+
 # The inline-script table (tests/inline_script_table.json): each document as its bytes and Content-Type, for the
 # browser table test.
 SCRIPT_TABLE = {case["name"]: (case["html"].encode("latin-1"), case.get("content_type", "text/html; charset=utf-8"))
@@ -125,6 +170,14 @@ def page(path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, list[
     if path == "/browser/meta-charset":
         label = "".join(c for c in query.get("label", ["utf-8"])[0] if c.isalnum() or c == "-")[:32]
         return 200, (META_CHARSET % label).encode(), "text/html", []
+    if path == "/browser/strict-app":
+        body = STRICT_APP % {"preload": STRICT_PRELOAD if query.get("preload", ["1"])[0] == "1" else "",
+                             "parser": STRICT_PARSER if query.get("parser", ["0"])[0] == "1" else ""}
+        return 200, body.encode(), "text/html; charset=utf-8", []
+    if path == "/browser/strict-plain":
+        return 200, STRICT_PLAIN.encode(), "text/html; charset=utf-8", []
+    if path.startswith("/browser/strict/") and path.removeprefix("/browser/strict/") in STRICT_SCRIPTS:
+        return 200, STRICT_SCRIPTS[path.removeprefix("/browser/strict/")].encode(), "text/javascript; charset=utf-8", []
     if path == "/browser/many-scripts":
         return 200, MANY_SCRIPTS.encode(), "text/html; charset=utf-8", []
     if path == "/browser/tile.json":

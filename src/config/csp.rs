@@ -115,6 +115,7 @@ impl Csp {
             };
             let Toggle::On(sources) = value else { continue };
             check_sources(&directive_field, grammar, sources)?;
+            check_strict_dynamic(&directive_field, canonical, sources)?;
             directives.push((canonical, sources.clone()));
         }
         directives.sort_by_key(|(name, _)| DIRECTIVES.iter().position(|(d, _)| d == name));
@@ -233,6 +234,28 @@ fn check_sources(field: &str, grammar: Grammar, sources: &[String]) -> Result<()
         return Err(ConfigError::new(
             field,
             "'none' must be the only source when present",
+        ));
+    }
+    Ok(())
+}
+
+/// `'strict-dynamic'` is honoured only beside a hash or nonce in the same directive, and then it makes the browser
+/// ignore `'self'`, host sources and `'unsafe-inline'`: without one, no script the document carries or loads
+/// from its markup could run.
+fn check_strict_dynamic(
+    field: &str,
+    directive: &str,
+    sources: &[String],
+) -> Result<(), ConfigError> {
+    let governs_scripts = matches!(directive, "default-src" | "script-src" | "script-src-elem");
+    let trusts_some = sources
+        .iter()
+        .any(|s| HASH_PREFIXES.iter().any(|p| s.starts_with(p)));
+    if governs_scripts && !trusts_some && sources.iter().any(|s| s == "'strict-dynamic'") {
+        return Err(ConfigError::new(
+            field,
+            "'strict-dynamic' without a hash or nonce in the same directive blocks every script; \
+             for the hashes of each document's inline scripts use inline_script_hashes.strict_dynamic",
         ));
     }
     Ok(())

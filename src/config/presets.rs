@@ -1,5 +1,5 @@
-//! Built-in presets: the rollout plan's bundles A-E, `immich` and `strict`, kept as JSON beside this file
-//! so an operator can read exactly what each one sets.
+//! Built-in presets: the rollout plan's bundles A-E, `immich`, `immich-strict` and `strict`, kept as JSON beside
+//! this file so an operator can read exactly what each one sets.
 
 use crate::config::schema::Layer;
 use crate::error::ConfigError;
@@ -11,6 +11,7 @@ const PRESETS: &[(&str, &str)] = &[
     ("bundle-d", include_str!("presets/bundle-d.json")),
     ("bundle-e", include_str!("presets/bundle-e.json")),
     ("immich", include_str!("presets/immich.json")),
+    ("immich-strict", include_str!("presets/immich-strict.json")),
     ("strict", include_str!("presets/strict.json")),
 ];
 
@@ -101,7 +102,7 @@ pub fn load(field: &str, name: &str) -> Result<Layer, ConfigError> {
             ),
         ));
     };
-    crate::config::policy::layer_from_json(json.as_bytes()).map_err(|e| {
+    let broken = |e: ConfigError| {
         ConfigError::new(
             field,
             format!(
@@ -109,7 +110,18 @@ pub fn load(field: &str, name: &str) -> Result<Layer, ConfigError> {
                 e.field, e.reason
             ),
         )
-    })
+    };
+    let mut layer = crate::config::policy::layer_from_json(json.as_bytes()).map_err(broken)?;
+    // A preset may build on others (`immich-strict` on `immich`), so that it states only what it changes.
+    let Some(bases) = layer.presets.take() else {
+        return Ok(layer);
+    };
+    let mut merged = Layer::default();
+    for base in &bases {
+        merged.merge_settings(load(field, base)?);
+    }
+    merged.merge_settings(layer);
+    Ok(merged)
 }
 
 #[cfg(test)]

@@ -94,12 +94,15 @@ impl<'de> Deserialize<'de> for Mode {
 pub struct InlineHashSpec {
     pub max_scripts: Option<u64>,
     pub max_body_bytes: Option<u64>,
+    /// Adds `'strict-dynamic'` beside a document's hashes (never without them).
+    pub strict_dynamic: Option<bool>,
 }
 
 impl Merge for InlineHashSpec {
     fn merge(&mut self, upper: Self) {
         self.max_scripts.merge(upper.max_scripts);
         self.max_body_bytes.merge(upper.max_body_bytes);
+        self.strict_dynamic.merge(upper.strict_dynamic);
     }
 }
 

@@ -131,10 +131,10 @@ pub fn apply_document(
         matching_hashing(policy, facts, response).map(|h| unhashable_from_headers(h, response));
     let index = apply_response(policy, facts, response, metrics)?;
     let rule = policy.rules.get(index)?;
-    let hashing = rule
-        .inline_script_hashes
-        .as_ref()
-        .filter(|_| !rule.observe)?;
+    // A rule that does not hash still applied: its index, as apply_response gives it.
+    let Some(hashing) = rule.inline_script_hashes.as_ref().filter(|_| !rule.observe) else {
+        return Some(index);
+    };
     if !is_hashable_document(response) {
         return Some(index);
     }

@@ -11,6 +11,8 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 pub const MAX_BODY_BYTES_LIMIT: u64 = 8 << 20;
 /// Marks where the hashes go in a rendered CSP.
 pub const SLOT: &str = "'secure-headers-script-hashes'";
+/// Written before the hashes under `strict_dynamic`.
+const STRICT_DYNAMIC: &str = " 'strict-dynamic'";
 
 /// How a host changes the request for a document whose inline scripts it will hash.
 #[derive(Debug)]
@@ -56,6 +58,10 @@ pub struct InlineScriptHashes {
     pub http: Vec<Box<str>>,
     pub max_scripts: usize,
     pub max_body_bytes: usize,
+    /// `'strict-dynamic'` goes beside the hashes of a document that has any. A document without inline scripts
+    /// gets none: browsers honour it only beside a hash, and alone it would block every script the document loads
+    /// from its markup, with nothing hashed to load them instead.
+    pub strict_dynamic: bool,
     /// The last document this rule hashed (an unchanged document is compared, not scanned again).
     pub last_document: LastDocument,
 }
@@ -144,10 +150,19 @@ impl InlineScriptHashes {
         }
         let (sources, scripts) = self.last_document.sources(body, content_type, || {
             let hashes = script_hashes(body, content_type, self.max_scripts)?;
-            Ok((
-                hashes.iter().map(|h| format!(" {h}")).collect(),
-                hashes.len(),
-            ))
+            let strict_dynamic = if self.strict_dynamic && !hashes.is_empty() {
+                STRICT_DYNAMIC
+            } else {
+                ""
+            };
+            let sources = hashes
+                .iter()
+                .fold(strict_dynamic.to_string(), |mut out, h| {
+                    out.push(' ');
+                    out.push_str(h);
+                    out
+                });
+            Ok((sources, hashes.len()))
         })?;
         let pieces = if https { &self.https } else { &self.http };
         Ok((pieces.join(sources.as_str()), scripts))

@@ -29,6 +29,8 @@ mod scan;
 mod script_element;
 mod start_tag;
 
+pub use script_element::ScriptType;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -58,10 +60,7 @@ pub fn script_hashes(
     content_type: Option<&[u8]>,
     max_scripts: usize,
 ) -> Result<Vec<String>, Unhashable> {
-    let (text, tentative) = encoding::utf8_text(document, content_type)?;
-    if std::str::from_utf8(text).is_err() {
-        return Err(Unhashable::NotUtf8);
-    }
+    let (text, tentative) = utf8_text(document, content_type)?;
     let mut scanner = scan::Scanner::new(text, tentative);
     let mut hashes: Vec<String> = Vec::new();
     // The texts already hashed, so that a repeated script is compared rather than hashed again.
@@ -75,7 +74,7 @@ pub fn script_hashes(
             continue;
         }
         seen.push(script.text);
-        let source = format!("'sha256-{}'", STANDARD.encode(hash_script(script.text)));
+        let source = hash_source(script.text);
         if !hashes.contains(&source) {
             if hashes.len() == max_scripts {
                 return Err(Unhashable::TooManyScripts);
@@ -84,6 +83,102 @@ pub fn script_hashes(
         }
     }
     Ok(hashes)
+}
+
+/// The document's text when the browser certainly decodes it as UTF-8 and it is valid UTF-8, and whether a
+/// `<meta>` (the prescan) declared that.
+fn utf8_text<'a>(
+    document: &'a [u8],
+    content_type: Option<&[u8]>,
+) -> Result<(&'a [u8], bool), Unhashable> {
+    let (text, tentative) = encoding::utf8_text(document, content_type)?;
+    if std::str::from_utf8(text).is_err() {
+        return Err(Unhashable::NotUtf8);
+    }
+    Ok((text, tentative))
+}
+
+/// A script the document's markup runs or fetches (`document_scripts`). Attribute values are as written
+/// (character references not decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentScript {
+    /// An inline script the browser runs: its `'sha256-...'` source and its text.
+    Inline {
+        source: String,
+        text: String,
+        kind: ScriptType,
+    },
+    /// A `<script src>` the parser inserts (classic or module).
+    External {
+        src: String,
+        kind: ScriptType,
+        integrity: Option<String>,
+    },
+    /// `<link rel=modulepreload>` (`module`) or `<link rel=preload as=script>`.
+    Preload { href: String, module: bool },
+}
+
+/// Every script the document's markup runs or fetches, in document order: the inline scripts `script_hashes`
+/// hashes (repeats included), the `<script src>` elements the browser runs and the script preload links, outside
+/// template contents. For tools (the CLI's `explain`), not the request path: it is not bounded by a
+/// `max_scripts`.
+pub fn document_scripts(
+    document: &[u8],
+    content_type: Option<&[u8]>,
+) -> Result<Vec<DocumentScript>, Unhashable> {
+    let (text, tentative) = utf8_text(document, content_type)?;
+    let mut scanner = scan::Scanner::with_links(text, tentative);
+    let mut found = Vec::new();
+    let value = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
+    while let Some(element) = scanner.next()? {
+        if scanner.tree.in_template() {
+            continue;
+        }
+        match element {
+            scan::Found::Script(script) => {
+                let Some(kind) = script_element::script_type(&script.tag)? else {
+                    continue;
+                };
+                match value(script.tag.value(start_tag::Attr::Src)) {
+                    Some(src) if kind != ScriptType::Data => found.push(DocumentScript::External {
+                        src,
+                        kind,
+                        integrity: value(script.tag.value(start_tag::Attr::Integrity)),
+                    }),
+                    Some(_) => {}
+                    None if script.text.is_empty() => {}
+                    None => found.push(DocumentScript::Inline {
+                        source: hash_source(script.text),
+                        text: String::from_utf8_lossy(script.text).into_owned(),
+                        kind,
+                    }),
+                }
+            }
+            scan::Found::Link(tag) => {
+                let rel = tag.value(start_tag::Attr::Rel).unwrap_or_default();
+                let has = |token: &str| {
+                    rel.split(|b| scan::is_space(*b))
+                        .any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+                };
+                let as_script = tag
+                    .value(start_tag::Attr::As)
+                    .is_some_and(|a| a.trim_ascii().eq_ignore_ascii_case(b"script"));
+                let module = has("modulepreload");
+                let Some(href) = value(tag.value(start_tag::Attr::Href)) else {
+                    continue;
+                };
+                if module || (has("preload") && as_script) {
+                    found.push(DocumentScript::Preload { href, module });
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The CSP source that allows this inline script's text.
+fn hash_source(raw: &[u8]) -> String {
+    format!("'sha256-{}'", STANDARD.encode(hash_script(raw)))
 }
 
 /// SHA-256 of the script text as the browser sees it: CR LF and lone CR as LF, NUL as U+FFFD.

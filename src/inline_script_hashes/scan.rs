@@ -26,7 +26,7 @@ const MAX_OPEN: usize = 256;
 const MAX_WALK: usize = 32;
 
 #[inline(always)]
-fn is_space(b: u8) -> bool {
+pub(super) fn is_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
 }
 
@@ -104,6 +104,8 @@ pub(super) enum Kind {
     Frameset,
     AnnotationXml,
     Font,
+    /// Only reported when the scan lists a document's scripts (`Scanner::with_links`).
+    Link,
     Other,
 }
 
@@ -128,6 +130,7 @@ impl Kind {
             b"frameset" => Kind::Frameset,
             b"annotation-xml" => Kind::AnnotationXml,
             b"font" => Kind::Font,
+            b"link" => Kind::Link,
             _ => Kind::Other,
         }
     }
@@ -235,6 +238,8 @@ pub(super) enum Next {
     Script,
     /// The rest of the document is text.
     Plaintext,
+    /// An HTML `<link>`.
+    Link,
 }
 
 #[derive(Default)]
@@ -435,7 +440,11 @@ impl<'a> Tree<'a> {
             _ if in_integration_point => self.start_tag_in_integration_point(name)?,
             _ => {}
         }
-        Ok(Next::Data)
+        Ok(if tag.kind == Kind::Link {
+            Next::Link
+        } else {
+            Next::Data
+        })
     }
 
     /// A `<meta>` that names an encoding: with a tentative UTF-8 from the prescan, any other one (or one the
@@ -624,17 +633,26 @@ fn find_byte(haystack: &[u8], byte: u8) -> Option<usize> {
         .map(|i| offset + i)
 }
 
-/// The tokenizer over a whole document, feeding the tree and reporting each HTML script element it closes.
+/// The tokenizer over a whole document, feeding the tree and reporting each HTML script element it closes (and,
+/// when asked, each HTML `<link>`).
 pub(super) struct Scanner<'a> {
     doc: &'a [u8],
     at: usize,
     pub(super) tree: Tree<'a>,
+    links: bool,
 }
 
 /// A script element the parser closed: its start tag and raw text (before newline and NUL normalisation).
 pub(super) struct ClosedScript<'a> {
     pub(super) tag: StartTag<'a>,
     pub(super) text: &'a [u8],
+}
+
+/// What the scan reports.
+pub(super) enum Found<'a> {
+    Script(ClosedScript<'a>),
+    /// Only from `Scanner::with_links`.
+    Link(StartTag<'a>),
 }
 
 impl<'a> Scanner<'a> {
@@ -646,6 +664,15 @@ impl<'a> Scanner<'a> {
                 encoding_tentative,
                 ..Tree::default()
             },
+            links: false,
+        }
+    }
+
+    /// A scanner that also reports each HTML `<link>` start tag.
+    pub(super) fn with_links(doc: &'a [u8], encoding_tentative: bool) -> Self {
+        Scanner {
+            links: true,
+            ..Scanner::new(doc, encoding_tentative)
         }
     }
 
@@ -673,6 +700,17 @@ impl<'a> Scanner<'a> {
 
     /// The next HTML script element that reaches its end tag (in or out of templates), or None at the end.
     pub(super) fn next_script(&mut self) -> Step<Option<ClosedScript<'a>>> {
+        loop {
+            match self.next()? {
+                Some(Found::Script(script)) => return Ok(Some(script)),
+                Some(Found::Link(_)) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next script element as `next_script`, or HTML `<link>` when the scanner reports them.
+    pub(super) fn next(&mut self) -> Step<Option<Found<'a>>> {
         while let Some(lt) = self.find_from(self.at, b'<') {
             self.at = lt + 1;
             match self.byte(self.at) {
@@ -702,6 +740,8 @@ impl<'a> Scanner<'a> {
                     }
                     match self.tree.start_tag(&tag)? {
                         Next::Data => {}
+                        Next::Link if self.links => return Ok(Some(Found::Link(tag))),
+                        Next::Link => {}
                         Next::RawText => {
                             if !self.skip_to_end_tag(name) {
                                 return Ok(None);
@@ -712,7 +752,7 @@ impl<'a> Scanner<'a> {
                             match self.script_data() {
                                 Some(end) => {
                                     let text = self.doc.get(start..end).unwrap_or_default();
-                                    return Ok(Some(ClosedScript { tag, text }));
+                                    return Ok(Some(Found::Script(ClosedScript { tag, text })));
                                 }
                                 None => return Ok(None), // EOF in script data: the spec never runs it
                             }

@@ -1,6 +1,6 @@
 //! A start tag as the scan reads it: its name, and the first raw value of each attribute that decides something
-//! (a script's type, a `<meta>` charset, an `annotation-xml` encoding, a breakout `<font>`), borrowed from the
-//! document.
+//! (a script's type, a `<meta>` charset, an `annotation-xml` encoding, a breakout `<font>`, a `<link>`'s rel),
+//! borrowed from the document.
 
 use super::scan::Kind;
 
@@ -10,6 +10,7 @@ pub(super) enum Attr {
     Type,
     Language,
     Src,
+    Integrity,
     NoModule,
     Event,
     For,
@@ -21,6 +22,9 @@ pub(super) enum Attr {
     Color,
     Face,
     Size,
+    Rel,
+    Href,
+    As,
 }
 
 impl Attr {
@@ -29,6 +33,7 @@ impl Attr {
             Attr::Type => "type",
             Attr::Language => "language",
             Attr::Src => "src",
+            Attr::Integrity => "integrity",
             Attr::NoModule => "nomodule",
             Attr::Event => "event",
             Attr::For => "for",
@@ -40,6 +45,9 @@ impl Attr {
             Attr::Color => "color",
             Attr::Face => "face",
             Attr::Size => "size",
+            Attr::Rel => "rel",
+            Attr::Href => "href",
+            Attr::As => "as",
         }
     }
 }
@@ -54,7 +62,9 @@ fn interest(kind: Kind) -> &'static [Attr] {
             Attr::NoModule,
             Attr::Event,
             Attr::For,
+            Attr::Integrity,
         ],
+        Kind::Link => &[Attr::Rel, Attr::Href, Attr::As],
         Kind::Meta => &[Attr::Charset, Attr::HttpEquiv, Attr::Content],
         Kind::Template => &[Attr::ShadowRootMode],
         Kind::AnnotationXml => &[Attr::Encoding],
@@ -64,7 +74,7 @@ fn interest(kind: Kind) -> &'static [Attr] {
 }
 
 /// Most attributes kept for one start tag (a script's).
-const MAX_KEPT: usize = 6;
+const MAX_KEPT: usize = 7;
 
 /// A start tag: its name as written, and the first value of each attribute of interest, borrowed and raw
 /// (character references not decoded: a value that needs them is refused where it matters).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from secure_headers_harness.paths import CERTS, work_dir
@@ -70,8 +71,18 @@ class Chromium:
         page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
         page.goto(url, wait_until="load", timeout=timeout_ms)
         if wait_for:
-            page.wait_for_function(wait_for, timeout=timeout_ms)
+            self.wait(page, wait_for, timeout_ms)
         return page
+
+    @staticmethod
+    def wait(page: Page, condition: str, timeout_ms: int = 10_000) -> None:
+        """Polls the JS expression `condition` until true. Not Playwright's wait_for_function: once its first check
+        fails it evaluates the string with eval, which a CSP without 'unsafe-eval' refuses (a flaky EvalError)."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not page.evaluate(condition):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{condition} still false after {timeout_ms} ms")
+            time.sleep(0.05)
 
     @staticmethod
     def violations(page: Page) -> list[dict]:

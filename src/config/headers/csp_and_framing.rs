@@ -101,6 +101,17 @@ pub fn compile(
             "needs a content_security_policy with a script-src (or script-src-elem) directive",
         ));
     };
+    let strict_dynamic = spec.strict_dynamic == Some(true);
+    let listed = ["script-src", "script-src-elem"].into_iter().find(|d| {
+        csp.get(d)
+            .is_some_and(|s| s.iter().any(|s| s == "'strict-dynamic'"))
+    });
+    if let (true, Some(directive)) = (strict_dynamic, listed) {
+        return Err(ConfigError::new(
+            format!("{field}.strict_dynamic"),
+            format!("the CSP's {directive} already lists 'strict-dynamic'; keep one of the two"),
+        ));
+    }
     let limit =
         |name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| {
             let value = value.unwrap_or(default);
@@ -129,6 +140,7 @@ pub fn compile(
             hashed_csp::DEFAULT_MAX_BODY_BYTES,
             1024..=hashed_csp::MAX_BODY_BYTES_LIMIT,
         )?,
+        strict_dynamic,
         last_document: Default::default(),
     }))
 }

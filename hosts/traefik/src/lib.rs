@@ -48,26 +48,32 @@ thread_local! {
     /// need not read the request's headers again. http-wasm-host-go takes an instance from its pool for each of
     /// the two calls: usually the same one, but under concurrent requests the response may go to another.
     static HELD_REQUEST: Cell<Option<(u32, RequestFacts)>> = const { Cell::new(None) };
+    /// The context the next held request gets (see `remember_held`).
+    static NEXT_CONTEXT: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Contexts step by this odd constant (2^32 / the golden ratio), so each instance walks all 2^32 values from its
+/// own start, and two instances' walks meet only when their counts differ by one pseudo-random 32-bit number.
+const CONTEXT_STEP: u32 = 0x9E37_79B9;
+
+/// Where this instance's contexts start: the wall clock's nanoseconds at load (Traefik gives guests the real
+/// clock), so that a context another instance handed out is not taken for one of this instance's own, whose
+/// facts are another request's. Counting from 1 in every instance made that a match whenever two instances were
+/// at the same count. Read once per instance, not per request: it is a host call.
+fn seed_contexts() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    NEXT_CONTEXT.with(|next| next.set(now.map_or(0, |d| d.as_nanos()) as u32));
 }
 
 /// Keeps a held request's facts and returns the nonzero context that finds them again.
 fn remember_held(facts: RequestFacts) -> u32 {
-    HELD_REQUEST.with(|held| {
-        let context = held
-            .get()
-            .map_or_else(first_context, |(last, _)| last.wrapping_add(1).max(1));
-        held.set(Some((context, facts)));
+    let context = NEXT_CONTEXT.with(|next| {
+        let context = next.get().max(1);
+        next.set(context.wrapping_add(CONTEXT_STEP));
         context
-    })
-}
-
-/// Where a run of contexts starts: the wall clock's nanoseconds (Traefik gives guests the real one), so that a
-/// context another instance handed out is not taken for one of this instance's own, whose facts are another
-/// request's. Counting from 1 in every instance made that a match whenever two instances were at the same count;
-/// now both would have to have started their runs a multiple of 2^32 ns (4.3 s) apart, to the nanosecond.
-fn first_context() -> u32 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    (now.map_or(0, |d| d.as_nanos()) as u32).max(1)
+    });
+    HELD_REQUEST.with(|held| held.set(Some((context, facts))));
+    context
 }
 
 /// The facts `handle_request` kept under `context`, once; read again from the request if this instance does
@@ -119,6 +125,7 @@ pub extern "C" fn _initialize() {
     unsafe {
         __wasm_call_ctors()
     };
+    seed_contexts();
     let mut config = Vec::new();
     let options = abi::config(&mut config);
     match traefik_options(options) {

@@ -10,7 +10,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from secure_headers_harness.paths import CERTS, work_dir
 from playwright.sync_api import Page, sync_playwright
@@ -98,3 +100,13 @@ class Chromium:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def chromium_through(proxy) -> Iterator[Chromium]:
+    """Headless Chromium that reaches the test hosts through `proxy` (conftest's Proxy), closed afterwards."""
+    chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
+    try:
+        yield chromium
+    finally:
+        chromium.close()

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from chromium import Chromium
+from chromium import Chromium, chromium_through
 from conftest import DOCUMENT, ENVOY_FETCH, settled_proxy
 from secure_headers_harness.http_client import request
 from test_reports_and_observe import counter_moved
@@ -31,9 +31,8 @@ def hashing_proxy(proxy_for, host: str, policy: str = POLICY):
 @pytest.fixture
 def browser(proxy_for, host):
     proxy = hashing_proxy(proxy_for, host)
-    chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
-    yield proxy, chromium
-    chromium.close()
+    with chromium_through(proxy) as chromium:
+        yield proxy, chromium
 
 
 def test_the_documents_own_inline_scripts_run_and_nothing_else_does(browser):

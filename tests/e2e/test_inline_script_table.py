@@ -15,7 +15,7 @@ import re
 import time
 
 import pytest
-from chromium import Chromium
+from chromium import Chromium, chromium_through
 from conftest import DOCUMENT, settled_proxy
 from secure_headers_harness.paths import INLINE_SCRIPT_TABLE
 from test_reports_and_observe import counter_moved
@@ -42,9 +42,8 @@ ENVOY_FETCH_TOO = True
 @pytest.fixture
 def proxied_browser(proxy_for, host):
     proxy = settled_proxy(proxy_for, host, POLICY)
-    chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
-    yield proxy, chromium
-    chromium.close()
+    with chromium_through(proxy) as chromium:
+        yield proxy, chromium
 
 
 def test_chromium_runs_exactly_the_table_scripts_through_the_filters_csp(proxied_browser):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from chromium import Chromium
+from chromium import Chromium, chromium_through
 from conftest import DOCUMENT, settled_proxy
 from secure_headers_harness import paths
 from secure_headers_harness.browser_pages import STEPS, STRICT_STEPS
@@ -33,9 +33,8 @@ ALL_STEPS = f"{json.dumps(STRICT_STEPS)}.every(step => window.results && window.
 @pytest.fixture
 def browser(proxy_for, host):
     proxy = settled_proxy(proxy_for, host, POLICY)
-    chromium = Chromium(proxy.server.ports["http"], proxy.server.ports["https"])
-    yield proxy, chromium
-    chromium.close()
+    with chromium_through(proxy) as chromium:
+        yield proxy, chromium
 
 
 def visit(chromium: Chromium, url: str, wait_for: str | None = None, settle_ms: int = 0):

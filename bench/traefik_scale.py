@@ -23,17 +23,16 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from secure_headers_harness.paths import HTTP_WASM_DIR, work_dir
-from secure_headers_harness.processes import free_port, rss_kib
 from secure_headers_harness.reloads import (MINIMAL_GUEST_FILES, MINIMAL_GUEST_KEY, PADDED_GUEST_KEY,
-                                            install_guests, pangolin_routers, plateau_summary, plugin_instances,
+                                            WatchedTraefik, pangolin_routers, plateau_summary, plugin_instances,
                                             reload_memory, resource_host)
 from secure_headers_harness.served import Served, serve_in_thread
-from secure_headers_harness.traefik import PLUGIN_KEY, TraefikProcess, companion_middleware
+from secure_headers_harness.traefik import PLUGIN_KEY, companion_middleware
 from secure_headers_harness.wasm_module import memory_layout
 
 BENCH = Path(__file__).resolve().parent
@@ -80,36 +79,20 @@ class ProviderAPI(Served):
 
 
 @dataclass(kw_only=True)
-class PangolinTraefik(TraefikProcess):
-    """Traefik with the plugin installed and one HTTP provider; polled fast so reloads take seconds, not minutes."""
+class PangolinTraefik(WatchedTraefik):
+    """The harness's reloading Traefik, reading its routers from an HTTP provider (as from Pangolin's API) instead
+    of a watched file; polled fast so reloads take a fraction of a second, not seconds."""
 
     api: ProviderAPI
-    ports: dict[str, int] = field(default_factory=lambda: {"http": free_port(), "ping": free_port()})
 
-    def write_config(self) -> Path:
-        static = {
-            "entryPoints": {"web": {"address": f"127.0.0.1:{self.ports['http']}"},
-                            "traefik": {"address": f"127.0.0.1:{self.ports['ping']}"}},
-            "ping": {"entryPoint": "traefik"},
-            "providers": {"providersThrottleDuration": "100ms", "http": {
-                "endpoint": f"http://127.0.0.1:{self.api.port}/api/v1/traefik-config", "pollInterval": "250ms"}},
-            "experimental": {"localPlugins": install_guests(self.workdir)},
-            "log": {"level": "INFO", "noColor": True},
-            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        }
-        config = self.workdir / "traefik.yml"
-        config.write_text(json.dumps(static))
-        return config
-
-    def start(self, timeout: float = 60, probe_host: str = "r0.example.com") -> "PangolinTraefik":
-        return super().start(timeout, probe_host)
+    def providers(self) -> dict:
+        self.reload(self.dynamic)
+        return {"http": {"endpoint": f"http://127.0.0.1:{self.api.port}/api/v1/traefik-config",
+                         "pollInterval": "250ms"}}
 
     def reload(self, dynamic: dict) -> None:
         """The next configuration, served at Traefik's next poll."""
         self.api.config = dynamic
-
-    def rss_kib(self) -> int:
-        return rss_kib(self.process.pid)
 
     def linear_memory_kib(self) -> int:
         """The largest linear memory an instance logged after configure (each logs it when created)."""
@@ -164,8 +147,8 @@ def measure(variant: str, middleware: dict, routers: list[int], upstream: Upstre
     rows = []
     for count in routers:
         api = ProviderAPI()
-        api.config = pangolin_routers(count, middleware, upstream.port)
-        traefik = PangolinTraefik(api=api, workdir=work_dir(f"scale-{variant}-{count}"),
+        traefik = PangolinTraefik(api=api, dynamic=pangolin_routers(count, middleware, upstream.port),
+                                  workdir=work_dir(f"scale-{variant}-{count}"),
                                   env={"GOMAXPROCS": "1"})
         with traefik:
             traefik.wait_for_router(*[resource_host(i) for i in range(count)], timeout=60)
@@ -187,8 +170,8 @@ def reloads(variant: str, middleware: dict, routers: int, upstream: Upstream, co
     """`count` provider reloads, each renaming router 0's host; RSS before, every 10 reloads, and after, and
     what they say (harness reloads.plateau_summary, the plateau from the second half on)."""
     api = ProviderAPI()
-    api.config = pangolin_routers(routers, middleware, upstream.port)
-    traefik = PangolinTraefik(api=api, workdir=work_dir(f"scale-reloads-{variant.replace(' ', '-')}"),
+    traefik = PangolinTraefik(api=api, dynamic=pangolin_routers(routers, middleware, upstream.port),
+                              workdir=work_dir(f"scale-reloads-{variant.replace(' ', '-')}"),
                               env={"GOMAXPROCS": "1"})
     with traefik:
         samples = reload_memory(traefik, routers, middleware, upstream.port, count, label=variant)
@@ -218,8 +201,8 @@ HELD_VARIANTS = {"plugin_held": ("plugin", {}), "plugin_streamed": ("plugin", {"
 
 def held(middleware: dict, upstream: Upstream, concurrent: int, headers: dict[str, str]) -> dict:
     api = ProviderAPI()
-    api.config = pangolin_routers(1, middleware, upstream.port)
-    traefik = PangolinTraefik(api=api, workdir=work_dir("scale-held"), env={"GOMAXPROCS": "1"})
+    traefik = PangolinTraefik(api=api, dynamic=pangolin_routers(1, middleware, upstream.port),
+                              workdir=work_dir("scale-held"), env={"GOMAXPROCS": "1"})
     with traefik:
         traefik.wait_for_router(resource_host(0), timeout=60)
         time.sleep(1)
@@ -350,6 +333,9 @@ def main() -> int:
     parser.add_argument("--only-reloads", action="store_true",
                         help="only the reloads; prints their table and writes neither results file")
     args = parser.parse_args()
+    if args.reloads < 20:
+        parser.error("--reloads must be at least 20: the plateau is fitted over the second half's samples, "
+                     "taken every 10 reloads")
     routers = [int(n) for n in args.routers.split(",")]
     upstream = Upstream()
     plugin = {"plugin": {PLUGIN_KEY: {"policy": POLICY}}}

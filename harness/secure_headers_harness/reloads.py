@@ -87,17 +87,21 @@ class WatchedTraefik(TraefikProcess):
     # http-wasm host says "[wasm] middleware Close ok" for each replaced middleware it closes.
     debug: bool = False
 
-    def write_config(self) -> Path:
+    def providers(self) -> dict:
+        """Where Traefik reads its routers: the watched folder, holding `dynamic` (a subclass may serve them
+        another way)."""
         self.folder = self.workdir / "dynamic"
         self.folder.mkdir(exist_ok=True)
         self.reload(self.dynamic)
+        return {"file": {"directory": str(self.folder), "watch": True}}
+
+    def write_config(self) -> Path:
         static = {
             "entryPoints": {"web": {"address": f"127.0.0.1:{self.ports['http']}"},
                             "traefik": {"address": f"127.0.0.1:{self.ports['ping']}"}},
             "ping": {"entryPoint": "traefik"},
-            # Traefik's default throttle is 2 s; a short one keeps the test's reloads to seconds.
-            "providers": {"providersThrottleDuration": "100ms",
-                          "file": {"directory": str(self.folder), "watch": True}},
+            # Traefik's default throttle is 2 s; a short one keeps reloads to a fraction of a second.
+            "providers": {"providersThrottleDuration": "100ms", **self.providers()},
             "experimental": {"localPlugins": install_guests(self.workdir)},
             "log": {"level": "DEBUG" if self.debug else "INFO", "noColor": True},
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
@@ -107,7 +111,7 @@ class WatchedTraefik(TraefikProcess):
         config.write_text(json.dumps(static))
         return config
 
-    def start(self, timeout: float = 60, probe_host: str = resource_host(1)) -> "WatchedTraefik":
+    def start(self, timeout: float = 60, probe_host: str = resource_host(0)) -> "WatchedTraefik":
         return super().start(timeout, probe_host)
 
     def reload(self, dynamic: dict) -> None:

@@ -50,3 +50,23 @@ fn the_good_examples_load() {
         Policy::parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
     }
 }
+
+/// The nesting guard counts brackets outside strings only (escaped quotes included), and lets the deepest
+/// policy the schema has (six levels) and deeper ones up to its limit through to the parser.
+#[test]
+fn brackets_inside_strings_do_not_count_as_nesting() {
+    let deep_text = format!(
+        r#"{{"rules": [{{"headers": {{"x-a": {{"value": "\"{}"}}}}}}]}}"#,
+        "[{".repeat(40)
+    );
+    assert!(Policy::parse(deep_text.as_bytes()).is_ok(), "{deep_text}");
+    let six =
+        r#"{"rules": [{"content_security_policy": {"directives": {"script-src": ["'self'"]}}}]}"#;
+    assert!(Policy::parse(six.as_bytes()).is_ok());
+    let sixteen = format!("{}{}", "{\"x\": [".repeat(8), "]}".repeat(8));
+    let err = Policy::parse(sixteen.as_bytes()).expect_err("x is not a field");
+    assert!(
+        !err.reason.contains("nest deeper"),
+        "16 levels reach the parser: {err}"
+    );
+}

@@ -14,6 +14,11 @@ use crate::report_collector::ReportCollector;
 pub const MAX_RULES: usize = 128;
 /// A policy document larger than this is refused before parsing.
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
+/// Objects and lists nested deeper than this are refused before parsing. A policy needs at most six levels
+/// (`{"rules": [{"content_security_policy": {"directives": {"script-src": [...]}}}]}`), and the schema's
+/// parser recurses once per level: nested `rules`, three to four KiB of the Wasm stack each, overflowed the
+/// modules' 64 KiB stack between 15 and 20 of them (30 to 40 levels), a trap instead of this one line.
+pub const MAX_NESTING: usize = 16;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -50,6 +55,7 @@ impl Policy {
                 ),
             ));
         }
+        check_nesting(json)?;
         Policy::compile(layer_from_json(json)?)
     }
 
@@ -145,6 +151,33 @@ impl Policy {
             )
             .chain(inline)
     }
+}
+
+/// Refuses JSON whose objects and lists nest deeper than MAX_NESTING, in one pass over the text (brackets inside
+/// strings do not count).
+pub fn check_nesting(json: &[u8]) -> Result<(), ConfigError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        match (in_string, byte) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'{' | b'[') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(ConfigError::new(
+                        "",
+                        format!(
+                            "objects and lists nest deeper than {MAX_NESTING} levels; a policy needs at most six"
+                        ),
+                    ));
+                }
+            }
+            (false, b'}' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// One layer from JSON text: the policy itself and every built-in preset go through this one deserializer, so

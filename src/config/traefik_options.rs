@@ -10,7 +10,7 @@
 //! list or an object, and nowhere else: a header value `"0"` stays the string `"0"`. Field paths survive
 //! (serde_path_to_error sees every key), so errors read as for JSON.
 
-use crate::config::policy::{Policy, MAX_POLICY_BYTES};
+use crate::config::policy::{check_nesting, Policy, MAX_POLICY_BYTES};
 use crate::error::ConfigError;
 use serde::de::value::{BorrowedStrDeserializer, MapDeserializer, SeqDeserializer};
 use serde::de::{self, Deserializer, IntoDeserializer, Unexpected, Visitor};
@@ -58,6 +58,7 @@ pub fn traefik_options(options: &[u8]) -> Result<TraefikOptions, ConfigError> {
             ),
         ));
     }
+    check_nesting(options)?;
     let mut value: Value = serde_json::from_slice(options)
         .map_err(|e| ConfigError::new("", format!("Traefik's plugin options are not JSON: {e}")))?;
     let Value::Object(keys) = &mut value else {

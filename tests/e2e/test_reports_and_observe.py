@@ -122,6 +122,22 @@ def test_hostile_or_wrong_requests_are_refused_and_counted(collecting, case, sta
     assert collecting.get("/", headers=DOCUMENT).status == 200
 
 
+@pytest.mark.parametrize("shape, body", [
+    ("127 nested lists", b"[" * 127 + b"]" * 127),
+    ("127 nested objects", b'{"a":' * 127 + b"1" + b"}" * 127),
+    ("3000 unclosed lists", b"[" * 3000),
+])
+def test_deeply_nested_reports_are_refused_without_harm(collecting, shape, body):
+    """The collector parses what any client posts. serde_json stops at 128 levels; up to there its parser recurses
+    on the Wasm modules' 64 KiB stack, which must hold (a trap would take the VM down): the report is refused as
+    malformed, and the next report and the route are served."""
+    reply = post(collecting, body)
+    assert reply.status == 400, (shape, reply)
+    counter_moved(collecting, "csp_reports.rejected.malformed")
+    assert post(collecting, REPORT).status == 204
+    assert collecting.get("/", headers=DOCUMENT).status == 200
+
+
 def test_the_policy_points_the_csp_at_the_collector(collecting):
     csp = collecting.get("/", headers=DOCUMENT).one("content-security-policy")
     assert csp and csp.endswith("; report-uri /.well-known/csp-report"), csp

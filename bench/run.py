@@ -32,13 +32,12 @@ from secure_headers_harness.envoy import StaticEnvoy
 from secure_headers_harness.paths import (BENCH_FILTERS, ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR,
                                           PROXY_WASM as OURS, ROOT, work_dir)
 from secure_headers_harness.processes import free_port, rss_kib
+from secure_headers_harness.reloads import MINIMAL_GUEST_FILES, MINIMAL_GUEST_MODULE
 from secure_headers_harness.traefik import (MODULE_NAME, PLUGIN_KEY, StaticTraefik, companion_middleware,
                                             install_plugin)
 
 EMPTY = BENCH_FILTERS / "bench_empty_filter.wasm"
 NAIVE = BENCH_FILTERS / "bench_naive_filter.wasm"
-EMPTY_HTTP_WASM = BENCH_FILTERS / "bench_empty_http_wasm.wasm"
-EMPTY_HTTP_WASM_MODULE = "github.com/secure-headers/bench-empty-http-wasm"
 CALL_FLOOR_ENVOY = BENCH_FILTERS / "bench_call_floor_envoy.wasm"
 CALL_FLOOR_TRAEFIK = BENCH_FILTERS / "bench_call_floor_traefik.wasm"
 CALL_FLOOR_TRAEFIK_MODULE = "github.com/secure-headers/bench-call-floor-traefik"
@@ -420,15 +419,14 @@ def bench_traefik(args, workdir: Path) -> dict:
     folder.mkdir()
     install_plugin(folder, MODULE_NAME, PLUGIN_DIR.iterdir())
     # Traefik's ABI floor: an http-wasm guest that does nothing.
-    install_plugin(folder, EMPTY_HTTP_WASM_MODULE,
-                   [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    install_plugin(folder, MINIMAL_GUEST_MODULE, MINIMAL_GUEST_FILES)
     # The call floor: an http-wasm guest making only the host calls the plugin's job needs.
     install_plugin(folder, CALL_FLOOR_TRAEFIK_MODULE,
                    [CALL_FLOOR_TRAEFIK, ROOT / "bench" / "filters" / "call-floor-traefik" / ".traefik.yml"])
     static = {"ping": {"entryPoint": "traefik"}, "log": {"level": "ERROR"},
               "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
               "experimental": {"localPlugins": {PLUGIN_KEY: {"moduleName": MODULE_NAME},
-                                                "empty": {"moduleName": EMPTY_HTTP_WASM_MODULE},
+                                                "empty": {"moduleName": MINIMAL_GUEST_MODULE},
                                                 "floor": {"moduleName": CALL_FLOOR_TRAEFIK_MODULE}}}}
     service = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{upstream_port}"}]}}
     page = {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{page_port}"}]}}
@@ -512,7 +510,7 @@ def bench_load(args, workdir: Path) -> dict:
     upstream = envoy_on(LOAD_CPU, workdir, "envoy-load-upstream", [listener("upstream", upstream_port, [])])
     builds = {"before": tuple(args.before)} if args.before else {}
     builds["this build"] = (OURS, PLUGIN_DIR)
-    empty_plugin = (EMPTY_HTTP_WASM_MODULE, [EMPTY_HTTP_WASM, ROOT / "bench" / "filters" / "empty-http-wasm" / ".traefik.yml"])
+    empty_plugin = (MINIMAL_GUEST_MODULE, MINIMAL_GUEST_FILES)
     try:
         return startup.measure(builds, (EMPTY, empty_plugin), {"immich": IMMICH, "100 rules": rules_policy(100)},
                                workdir / "load", max(3, args.rounds // 3), pinned(PROXY_CPU), upstream_port)

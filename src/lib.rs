@@ -32,6 +32,7 @@ mod http_bytes;
 mod identity;
 mod in_memory;
 mod inline_script_hashes;
+mod json_tree;
 mod report_collector;
 mod telemetry;
 #[cfg(feature = "trap-test")]

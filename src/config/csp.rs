@@ -94,6 +94,20 @@ pub struct Csp {
     directives: Vec<(&'static str, Vec<String>)>,
 }
 
+/// Directives in the order of DIRECTIVES (each name is there once). Picked in that order instead of sorted: a
+/// sort adds about 3 KB to the modules for each element type.
+fn in_canonical_order(
+    mut directives: Vec<(&'static str, Vec<String>)>,
+) -> Vec<(&'static str, Vec<String>)> {
+    DIRECTIVES
+        .iter()
+        .filter_map(|(name, _)| {
+            let at = directives.iter().position(|(d, _)| d == name)?;
+            Some(directives.swap_remove(at))
+        })
+        .collect()
+}
+
 impl Csp {
     pub fn parse(field: &str, map: &KeyedMap<Toggle<Vec<String>>>) -> Result<Csp, ConfigError> {
         let mut directives = Vec::new();
@@ -118,8 +132,9 @@ impl Csp {
             check_strict_dynamic(&directive_field, canonical, sources)?;
             directives.push((canonical, sources.clone()));
         }
-        directives.sort_by_key(|(name, _)| DIRECTIVES.iter().position(|(d, _)| d == name));
-        Ok(Csp { directives })
+        Ok(Csp {
+            directives: in_canonical_order(directives),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,8 +152,7 @@ impl Csp {
     pub fn set_default(&mut self, directive: &'static str, sources: &[String]) {
         if self.get(directive).is_none() {
             self.directives.push((directive, sources.to_vec()));
-            self.directives
-                .sort_by_key(|(name, _)| DIRECTIVES.iter().position(|(d, _)| d == name));
+            self.directives = in_canonical_order(std::mem::take(&mut self.directives));
         }
     }
 

@@ -13,3 +13,4 @@ pub mod rule;
 pub mod schema;
 pub mod syntax;
 pub mod traefik_options;
+pub mod tree_reader;

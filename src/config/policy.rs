@@ -6,9 +6,12 @@ use crate::config::presets;
 use crate::config::rule::Rule;
 use crate::config::schema::Layer;
 use crate::config::syntax::check_header_name;
+use crate::config::tree_reader::TreeReader;
 use crate::error::ConfigError;
 use crate::inline_script_hashes::hashed_csp::{Fallback, DOCUMENTS_HASHED, SCRIPTS_HASHED};
+use crate::json_tree::JsonTree;
 use crate::report_collector::ReportCollector;
+use serde::Deserialize;
 
 /// Rules are matched against a request with a 128-bit set; more rules than that are refused.
 pub const MAX_RULES: usize = 128;
@@ -59,11 +62,9 @@ impl Policy {
         Policy::compile(layer_from_json(json)?)
     }
 
-    /// The policy from any serde deserializer (JSON text, or Traefik's options); errors carry the field path.
-    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Policy, ConfigError> {
-        Policy::compile(layer_from(deserializer)?)
+    /// The policy from a parsed tree (JSON text, or Traefik's options); errors carry the field path.
+    pub fn from_tree(reader: TreeReader<'_>) -> Result<Policy, ConfigError> {
+        Policy::compile(layer_from(reader)?)
     }
 
     fn compile(mut top: Layer) -> Result<Policy, ConfigError> {
@@ -180,26 +181,16 @@ pub fn check_nesting(json: &[u8]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// One layer from JSON text: the policy itself and every built-in preset go through this one deserializer, so
-/// the schema's parser is generated once for JSON text (the Wasm modules carry one copy, not two).
+/// One layer from JSON text: the policy itself and every built-in preset go through this one reader, so the
+/// schema's parser is generated once (the Wasm modules carry one copy, not one per deserializer).
 pub fn layer_from_json(json: &[u8]) -> Result<Layer, ConfigError> {
-    layer_from(&mut serde_json::Deserializer::from_slice(json))
+    let tree = JsonTree::parse(json).map_err(|e| ConfigError::new("", e.to_string()))?;
+    layer_from(TreeReader::json(&tree))
 }
 
-/// One layer from any serde deserializer; errors carry the field path.
-fn layer_from<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Layer, ConfigError> {
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        ConfigError::new(
-            // serde_path_to_error writes `.` for the document, `?` before any field was reached.
-            if field == "." || field == "?" {
-                String::new()
-            } else {
-                field
-            },
-            e.into_inner().to_string(),
-        )
-    })
+/// One layer from a tree; errors carry the field path.
+fn layer_from(reader: TreeReader<'_>) -> Result<Layer, ConfigError> {
+    Ok(Layer::deserialize(reader)?)
 }
 
 fn compile_rule(

@@ -1,11 +1,8 @@
 //! The policy as written in JSON: every field optional so that presets, the top level and rules can be layered.
 //! Objects merge key by key, lists and strings replace, and `false` turns a header (or a key) off.
 
-use serde::de::value::{
-    BoolDeserializer, I64Deserializer, MapAccessDeserializer, SeqAccessDeserializer,
-    StrDeserializer, U64Deserializer,
-};
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::config::tree_reader::OFF_SWITCH;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 use std::marker::PhantomData;
@@ -259,12 +256,13 @@ impl Layer {
     }
 }
 
-// Deserialization. `Toggle` forwards every non-`false` input to `T` through the same deserializer, so
-// serde_path_to_error still sees each nested key and reports the full field path.
+// Deserialization. `Toggle` asks the reader (`tree_reader::TreeReader`, the one deserializer the schema is read
+// through) whether the value turns the setting off, and otherwise reads `T` through the very same reader, so
+// every nested error keeps its full field path and `T`'s parser exists once.
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ToggleVisitor(PhantomData))
+        deserializer.deserialize_newtype_struct(OFF_SWITCH, ToggleVisitor(PhantomData))
     }
 }
 
@@ -279,34 +277,12 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ToggleVisitor<T> {
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
         if v {
-            T::deserialize(BoolDeserializer::new(v)).map(Toggle::On)
+            Err(de::Error::invalid_type(de::Unexpected::Bool(v), &self))
         } else {
             Ok(Toggle::Off)
         }
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        T::deserialize(U64Deserializer::new(v)).map(Toggle::On)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        T::deserialize(I64Deserializer::new(v)).map(Toggle::On)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        T::deserialize(StrDeserializer::new(v)).map(Toggle::On)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(SeqAccessDeserializer::new(seq)).map(Toggle::On)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map)).map(Toggle::On)
-    }
-
-    /// A value that only the value's own type can read: Traefik's `""` for an empty list or map (see
-    /// `traefik_options`). JSON never sends this.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
         T::deserialize(value).map(Toggle::On)
     }

@@ -11,8 +11,8 @@ use crate::config::schema::ReportsSpec;
 use crate::config::syntax::url_path_prefix;
 use crate::error::ConfigError;
 use crate::http_bytes::{media_type, strip_query};
+use crate::json_tree::JsonTree;
 use crate::telemetry::Metrics;
-use serde_json::Value;
 
 pub const DEFAULT_PATH: &str = "/.well-known/csp-report";
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -249,7 +249,7 @@ impl ReportCollector {
         let parsed = if body.len() > self.max_body_bytes {
             Err(Rejection::TooLarge)
         } else {
-            serde_json::from_slice::<Value>(body).map_err(|_| Rejection::Malformed)
+            JsonTree::parse(body).map_err(|_| Rejection::Malformed)
         };
         let (violations, ignored) = match parsed.as_ref().map_err(|r| *r).and_then(violations) {
             Ok(found) => found,
@@ -286,10 +286,10 @@ impl ReportCollector {
 
 /// The CSP violations in a body (either format) and the number of other Reporting API reports. A body with
 /// anything unexpected is refused whole, so nothing of it is counted.
-fn violations(body: &Value) -> Result<(Vec<Violation<'_>>, usize), Rejection> {
+fn violations(body: &JsonTree) -> Result<(Vec<Violation<'_>>, usize), Rejection> {
     match body {
         // report-uri: {"csp-report": {...}} with kebab-case fields.
-        Value::Object(object) => {
+        object @ JsonTree::Object(_) => {
             let report = object.get("csp-report").ok_or(Rejection::Malformed)?;
             let directive = field(report, "effective-directive")
                 .or_else(|| first_word(field(report, "violated-directive")))
@@ -305,12 +305,14 @@ fn violations(body: &Value) -> Result<(Vec<Violation<'_>>, usize), Rejection> {
             ))
         }
         // Reporting API: [{"type": "csp-violation", "body": {...}}, ...] with camelCase fields.
-        Value::Array(reports) if !reports.is_empty() => {
+        JsonTree::List(reports) if !reports.is_empty() => {
             let mut found = Vec::new();
             let mut ignored = 0;
             for report in reports {
                 let kind = field(report, "type").ok_or(Rejection::Malformed)?;
-                let body = report.get("body").filter(|b| b.is_object());
+                let body = report
+                    .get("body")
+                    .filter(|b| matches!(b, JsonTree::Object(_)));
                 let body = body.ok_or(Rejection::Malformed)?;
                 if kind != "csp-violation" {
                     ignored += 1;
@@ -330,8 +332,8 @@ fn violations(body: &Value) -> Result<(Vec<Violation<'_>>, usize), Rejection> {
 }
 
 /// A string field of an object; None when absent or not a string.
-fn field<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
-    object.get(name).and_then(Value::as_str)
+fn field<'a>(object: &'a JsonTree, name: &str) -> Option<&'a str> {
+    object.get(name).and_then(JsonTree::as_str)
 }
 
 fn first_word(value: Option<&str>) -> Option<&str> {

@@ -40,6 +40,9 @@ pub fn compile(
         });
     }
     // Exact types before wildcards, so `text/html` wins over `*/*` whatever the order in the JSON.
-    out.sort_by_key(|d| matches!(d.media, MediaPattern::AnySubtype(_)));
-    Ok(out)
+    let (mut exact, wildcards): (Vec<_>, Vec<_>) = out
+        .into_iter()
+        .partition(|d| !matches!(d.media, MediaPattern::AnySubtype(_)));
+    exact.extend(wildcards);
+    Ok(exact)
 }

@@ -3,7 +3,7 @@
 //! `Value` keeps the last one silently). The schema reads this tree through `config::tree_reader`. One tree type
 //! for both means one copy of the parser in each module.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,20 +48,6 @@ impl JsonTree {
         let (_, value) = entries.remove(first);
         entries.retain(|(k, _)| k != key);
         Some(value)
-    }
-
-    /// What this value is, in serde's words, for an error message (`string "x"`, `a sequence`).
-    pub fn unexpected(&self) -> Unexpected<'_> {
-        match self {
-            JsonTree::Null => Unexpected::Unit,
-            JsonTree::Bool(b) => Unexpected::Bool(*b),
-            JsonTree::Unsigned(n) => Unexpected::Unsigned(*n),
-            JsonTree::Signed(n) => Unexpected::Signed(*n),
-            JsonTree::Float(x) => Unexpected::Float(*x),
-            JsonTree::String(s) => Unexpected::Str(s),
-            JsonTree::List(_) => Unexpected::Seq,
-            JsonTree::Object(_) => Unexpected::Map,
-        }
     }
 }
 

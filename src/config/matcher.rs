@@ -216,9 +216,15 @@ fn status_pattern(field: &str, status: &str) -> Result<StatusPattern, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tree_reader::TreeReader;
+    use crate::json_tree::JsonTree;
+
+    fn spec(json: &str) -> MatchSpec {
+        MatchSpec::read(TreeReader::json(&JsonTree::parse(json.as_bytes()).unwrap())).unwrap()
+    }
 
     fn matcher(json: &str) -> Matcher {
-        Matcher::compile("match", &serde_json::from_str(json).unwrap()).unwrap()
+        Matcher::compile("match", &spec(json)).unwrap()
     }
 
     #[test]
@@ -262,7 +268,7 @@ mod tests {
             (r#"{"content_types": ["html"]}"#, "match.content_types[0]"),
             (r#"{"status": ["6xx"]}"#, "match.status[0]"),
         ] {
-            let err = Matcher::compile("match", &serde_json::from_str(json).unwrap()).unwrap_err();
+            let err = Matcher::compile("match", &spec(json)).unwrap_err();
             assert_eq!(err.field, field);
         }
     }

@@ -11,7 +11,6 @@ use crate::error::ConfigError;
 use crate::inline_script_hashes::hashed_csp::{Fallback, DOCUMENTS_HASHED, SCRIPTS_HASHED};
 use crate::json_tree::JsonTree;
 use crate::report_collector::ReportCollector;
-use serde::Deserialize;
 
 /// Rules are matched against a request with a 128-bit set; more rules than that are refused.
 pub const MAX_RULES: usize = 128;
@@ -190,7 +189,7 @@ pub fn layer_from_json(json: &[u8]) -> Result<Layer, ConfigError> {
 
 /// One layer from a tree; errors carry the field path.
 fn layer_from(reader: TreeReader<'_>) -> Result<Layer, ConfigError> {
-    Ok(Layer::deserialize(reader)?)
+    Ok(Layer::read(reader)?)
 }
 
 fn compile_rule(

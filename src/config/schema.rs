@@ -1,15 +1,10 @@
 //! The policy as written in JSON: every field optional so that presets, the top level and rules can be layered.
 //! Objects merge key by key, lists and strings replace, and `false` turns a header (or a key) off.
 
-use crate::config::tree_reader::OFF_SWITCH;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use std::fmt;
-use std::marker::PhantomData;
+use crate::config::tree_reader::{Read, ReadError, TreeReader};
 
 /// One layer of policy: the top level, one rule, or one preset.
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct Layer {
     // Only at the top level:
     pub rules: Option<Vec<Layer>>,
@@ -17,7 +12,6 @@ pub struct Layer {
     pub csp_reports: Option<ReportsSpec>,
     // Only inside rules:
     pub name: Option<String>,
-    #[serde(rename = "match")]
     pub match_: Option<MatchSpec>,
     // Anywhere:
     pub presets: Option<Vec<String>>,
@@ -41,8 +35,7 @@ pub struct Layer {
     pub inline_script_hashes: Option<Toggle<InlineHashSpec>>,
 }
 
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct MatchSpec {
     pub hosts: Option<Vec<String>>,
     pub paths: Option<Vec<String>>,
@@ -51,16 +44,14 @@ pub struct MatchSpec {
     pub status: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct HstsSpec {
     pub max_age: Option<u64>,
     pub include_subdomains: Option<bool>,
     pub preload: Option<bool>,
 }
 
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct CspSpec {
     pub directives: Option<KeyedMap<Toggle<Vec<String>>>>,
     pub report_only: Option<bool>,
@@ -73,21 +64,8 @@ pub enum Mode {
     Observe,
 }
 
-impl<'de> Deserialize<'de> for Mode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match String::deserialize(deserializer)?.as_str() {
-            "enforce" => Ok(Mode::Enforce),
-            "observe" => Ok(Mode::Observe),
-            other => Err(de::Error::custom(format!(
-                "`{other}` is not a mode: use \"enforce\" or \"observe\""
-            ))),
-        }
-    }
-}
-
 /// Hash a document's inline scripts into its CSP instead of `'unsafe-inline'`.
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct InlineHashSpec {
     pub max_scripts: Option<u64>,
     pub max_body_bytes: Option<u64>,
@@ -104,8 +82,7 @@ impl Merge for InlineHashSpec {
 }
 
 /// The built-in CSP report collector (top level only).
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct ReportsSpec {
     pub path: Option<String>,
     pub max_body_bytes: Option<u64>,
@@ -113,8 +90,7 @@ pub struct ReportsSpec {
     pub report_to: Option<String>,
 }
 
-#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderAction {
     Set,
     SetIfAbsent,
@@ -122,8 +98,7 @@ pub enum HeaderAction {
     Remove,
 }
 
-#[derive(Deserialize, Default, Clone, Debug)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Clone, Debug)]
 pub struct HeaderSpec {
     pub value: Option<String>,
     pub action: Option<HeaderAction>,
@@ -256,62 +231,226 @@ impl Layer {
     }
 }
 
-// Deserialization. `Toggle` asks the reader (`tree_reader::TreeReader`, the one deserializer the schema is read
-// through) whether the value turns the setting off, and otherwise reads `T` through the very same reader, so
-// every nested error keeps its full field path and `T`'s parser exists once.
+// Reading from the policy's tree (`tree_reader`). Each struct names its keys once, in the order the
+// unknown-field message lists them; `null` is an absent field.
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_newtype_struct(OFF_SWITCH, ToggleVisitor(PhantomData))
-    }
-}
+impl Layer {
+    const FIELDS: &'static [&'static str] = &[
+        "rules",
+        "trusted_proto_header",
+        "csp_reports",
+        "name",
+        "match",
+        "presets",
+        "mode",
+        "hsts",
+        "frame_ancestors",
+        "content_type_options",
+        "referrer_policy",
+        "permissions_policy",
+        "cross_origin_resource_policy",
+        "cross_origin_opener_policy",
+        "cross_origin_embedder_policy",
+        "content_security_policy",
+        "cache_control",
+        "content_types_by_extension",
+        "remove",
+        "remove_owasp_list",
+        "keep_upstream",
+        "headers",
+        "streaming_paths",
+        "inline_script_hashes",
+    ];
 
-struct ToggleVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ToggleVisitor<T> {
-    type Value = Toggle<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("`false` to turn this off, or a value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        if v {
-            Err(de::Error::invalid_type(de::Unexpected::Bool(v), &self))
-        } else {
-            Ok(Toggle::Off)
-        }
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, value: D) -> Result<Self::Value, D::Error> {
-        T::deserialize(value).map(Toggle::On)
-    }
-}
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedMap<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(KeyedMapVisitor(PhantomData))
-    }
-}
-
-struct KeyedMapVisitor<V>(PhantomData<V>);
-
-impl<'de, V: Deserialize<'de>> Visitor<'de> for KeyedMapVisitor<V> {
-    type Value = KeyedMap<V>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(String, V)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if entries.iter().any(|(k, _)| k.eq_ignore_ascii_case(&key)) {
-                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+    pub fn read(reader: TreeReader) -> Read<Layer> {
+        let strings_map = |r: TreeReader| r.keyed_map(|v| v.toggle(TreeReader::strings));
+        let string_map = |r: TreeReader| r.keyed_map(|v| v.toggle(TreeReader::string));
+        let mut l = Layer::default();
+        reader.fields(Layer::FIELDS, |key, v| {
+            match key {
+                "rules" => l.rules = Some(v.list(Layer::read)?),
+                "trusted_proto_header" => l.trusted_proto_header = Some(v.string()?),
+                "csp_reports" => l.csp_reports = Some(ReportsSpec::read(v)?),
+                "name" => l.name = Some(v.string()?),
+                "match" => l.match_ = Some(MatchSpec::read(v)?),
+                "presets" => l.presets = Some(v.strings()?),
+                "mode" => l.mode = Some(Mode::read(v)?),
+                "hsts" => l.hsts = Some(v.toggle(HstsSpec::read)?),
+                "frame_ancestors" => l.frame_ancestors = Some(v.toggle(TreeReader::strings)?),
+                "content_type_options" => l.content_type_options = Some(v.boolean()?),
+                "referrer_policy" => l.referrer_policy = Some(v.toggle(TreeReader::string)?),
+                "permissions_policy" => l.permissions_policy = Some(v.toggle(strings_map)?),
+                "cross_origin_resource_policy" => {
+                    l.cross_origin_resource_policy = Some(v.toggle(TreeReader::string)?)
+                }
+                "cross_origin_opener_policy" => {
+                    l.cross_origin_opener_policy = Some(v.toggle(TreeReader::string)?)
+                }
+                "cross_origin_embedder_policy" => {
+                    l.cross_origin_embedder_policy = Some(v.toggle(TreeReader::string)?)
+                }
+                "content_security_policy" => {
+                    l.content_security_policy = Some(v.toggle(CspSpec::read)?)
+                }
+                "cache_control" => l.cache_control = Some(v.toggle(string_map)?),
+                "content_types_by_extension" => {
+                    l.content_types_by_extension = Some(v.toggle(string_map)?)
+                }
+                "remove" => l.remove = Some(v.strings()?),
+                "remove_owasp_list" => l.remove_owasp_list = Some(v.boolean()?),
+                "keep_upstream" => l.keep_upstream = Some(v.strings()?),
+                "headers" => l.headers = Some(v.keyed_map(|h| h.toggle(HeaderSpec::read))?),
+                "streaming_paths" => l.streaming_paths = Some(v.strings()?),
+                "inline_script_hashes" => {
+                    l.inline_script_hashes = Some(v.toggle(InlineHashSpec::read)?)
+                }
+                _ => return Ok(false),
             }
-            let value = map.next_value()?;
-            entries.push((key, value));
+            Ok(true)
+        })?;
+        Ok(l)
+    }
+}
+
+impl MatchSpec {
+    pub fn read(reader: TreeReader) -> Read<MatchSpec> {
+        let mut m = MatchSpec::default();
+        reader.fields(
+            &["hosts", "paths", "except_paths", "content_types", "status"],
+            |key, v| {
+                let list = Some(v.strings()?);
+                match key {
+                    "hosts" => m.hosts = list,
+                    "paths" => m.paths = list,
+                    "except_paths" => m.except_paths = list,
+                    "content_types" => m.content_types = list,
+                    "status" => m.status = list,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(m)
+    }
+}
+
+impl HstsSpec {
+    fn read(reader: TreeReader) -> Read<HstsSpec> {
+        let mut h = HstsSpec::default();
+        reader.fields(&["max_age", "include_subdomains", "preload"], |key, v| {
+            match key {
+                "max_age" => h.max_age = Some(v.unsigned()?),
+                "include_subdomains" => h.include_subdomains = Some(v.boolean()?),
+                "preload" => h.preload = Some(v.boolean()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(h)
+    }
+}
+
+impl CspSpec {
+    fn read(reader: TreeReader) -> Read<CspSpec> {
+        let mut c = CspSpec::default();
+        reader.fields(&["directives", "report_only"], |key, v| {
+            match key {
+                "directives" => {
+                    c.directives = Some(v.keyed_map(|d| d.toggle(TreeReader::strings))?)
+                }
+                "report_only" => c.report_only = Some(v.boolean()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(c)
+    }
+}
+
+impl Mode {
+    fn read(reader: TreeReader) -> Read<Mode> {
+        match reader.string()?.as_str() {
+            "enforce" => Ok(Mode::Enforce),
+            "observe" => Ok(Mode::Observe),
+            other => Err(ReadError::new(format!(
+                "`{other}` is not a mode: use \"enforce\" or \"observe\""
+            ))),
         }
-        Ok(KeyedMap(entries))
+    }
+}
+
+impl InlineHashSpec {
+    fn read(reader: TreeReader) -> Read<InlineHashSpec> {
+        let mut i = InlineHashSpec::default();
+        reader.fields(
+            &["max_scripts", "max_body_bytes", "strict_dynamic"],
+            |key, v| {
+                match key {
+                    "max_scripts" => i.max_scripts = Some(v.unsigned()?),
+                    "max_body_bytes" => i.max_body_bytes = Some(v.unsigned()?),
+                    "strict_dynamic" => i.strict_dynamic = Some(v.boolean()?),
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(i)
+    }
+}
+
+impl ReportsSpec {
+    fn read(reader: TreeReader) -> Read<ReportsSpec> {
+        let mut r = ReportsSpec::default();
+        reader.fields(&["path", "max_body_bytes", "report_to"], |key, v| {
+            match key {
+                "path" => r.path = Some(v.string()?),
+                "max_body_bytes" => r.max_body_bytes = Some(v.unsigned()?),
+                "report_to" => r.report_to = Some(v.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(r)
+    }
+}
+
+impl HeaderSpec {
+    fn read(reader: TreeReader) -> Read<HeaderSpec> {
+        let mut h = HeaderSpec::default();
+        reader.fields(&["value", "action"], |key, v| {
+            match key {
+                "value" => h.value = Some(v.string()?),
+                "action" => {
+                    h.action = Some(v.one_of(&[
+                        ("set", HeaderAction::Set),
+                        ("set_if_absent", HeaderAction::SetIfAbsent),
+                        ("append", HeaderAction::Append),
+                        ("remove", HeaderAction::Remove),
+                    ])?)
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json_tree::JsonTree;
+
+    /// Every name the unknown-field message lists is one `Layer::read` reads: a value of no field's type is
+    /// refused at that field (or inside it), never as an unknown field.
+    #[test]
+    fn every_listed_field_is_read() {
+        for field in Layer::FIELDS {
+            let json = format!(r#"{{"{field}": [[1.5]]}}"#);
+            let tree = JsonTree::parse(json.as_bytes()).unwrap();
+            let err = Layer::read(TreeReader::json(&tree)).expect_err(&json);
+            assert!(err.field().starts_with(field), "{json}: {err:?}");
+            assert!(!format!("{err:?}").contains("unknown field"), "{json}: {err:?}");
+        }
     }
 }

@@ -70,7 +70,7 @@ pub fn traefik_options(options: &[u8]) -> Result<TraefikOptions, ConfigError> {
                 ON_INVALID_POLICY,
                 format!(
                     "must be `refuse` (the default) or `pass`, not {}",
-                    Described(other.unexpected())
+                    Described(&other)
                 ),
             ))
         }

@@ -1,6 +1,7 @@
-//! The one deserializer the schema is read through, for JSON text and Traefik's options alike: the schema's
-//! parsers are generated once per module (each further deserializer type would add them again, about 40 KB),
-//! and an error carries the field path it happened at (`rules[0].hsts.max_age`).
+//! Reading the schema's types out of a [`JsonTree`], for JSON text and Traefik's options alike, with the field
+//! path of any error (`rules[0].hsts.max_age`) and serde's wording for it. Written by hand instead of derived:
+//! serde's derived parsers, generated per struct and per deserializer type, were the largest part of both Wasm
+//! modules (about 45 KB of 280 KB); these readers are a few functions that every struct shares.
 //!
 //! Traefik hands a plugin its options as JSON it re-encodes itself (measured with Traefik 3.7): every scalar
 //! becomes a string (`600` -> `"600"`, `false` -> `"false"`, `1.5` -> `"1.500000"`), an empty list or map
@@ -9,63 +10,16 @@
 //! with [`TreeReader::traefik`] turns such strings back where the schema asks for an integer, a boolean, a list
 //! or an object, and nowhere else: a header value `"0"` stays the string `"0"`.
 
+use crate::config::schema::{KeyedMap, Toggle};
 use crate::error::ConfigError;
 use crate::json_tree::JsonTree;
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use std::fmt::{self, Write};
-
-/// The newtype name of a setting that `false` turns off (`schema::Toggle`): the reader answers `visit_bool(false)`
-/// for `false`, and hands anything else to the setting's own type.
-pub const OFF_SWITCH: &str = "secure_headers::Toggle";
 
 #[derive(Clone, Copy)]
 pub struct TreeReader<'a> {
     tree: &'a JsonTree,
     /// Read Traefik's strings as the type the schema asks for.
     coerce: bool,
-}
-
-impl<'a> TreeReader<'a> {
-    /// A policy written as JSON: every value must have the type the schema asks for.
-    pub fn json(tree: &'a JsonTree) -> Self {
-        TreeReader {
-            tree,
-            coerce: false,
-        }
-    }
-
-    /// A policy from Traefik's options: strings stand for numbers, booleans, lists and empty objects.
-    pub fn traefik(tree: &'a JsonTree) -> Self {
-        TreeReader { tree, coerce: true }
-    }
-
-    fn at(self, tree: &'a JsonTree) -> Self {
-        TreeReader { tree, ..self }
-    }
-
-    /// A string that Traefik may have made of another type.
-    fn coerced_text(self) -> Option<&'a str> {
-        match (self.coerce, self.tree) {
-            (true, JsonTree::String(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn is_off(self) -> bool {
-        matches!(self.tree, JsonTree::Bool(false)) || self.coerced_text() == Some("false")
-    }
-
-    fn integer<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, ReadError> {
-        match self.coerced_text() {
-            Some(s) => match (s.parse::<u64>(), s.parse::<i64>()) {
-                (Ok(n), _) => visitor.visit_u64(n),
-                (_, Ok(n)) => visitor.visit_i64(n),
-                _ => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
-            },
-            None => self.deserialize_any(visitor),
-        }
-    }
 }
 
 /// Where an error happened: object keys and list indices, innermost first (they are added as it unwinds).
@@ -82,7 +36,16 @@ pub struct ReadError {
     path: Vec<Segment>,
 }
 
+pub type Read<T> = Result<T, ReadError>;
+
 impl ReadError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        ReadError {
+            reason: reason.into(),
+            path: Vec::new(),
+        }
+    }
+
     fn under(mut self, segment: Segment) -> Self {
         self.path.push(segment);
         self
@@ -113,293 +76,259 @@ impl From<ReadError> for ConfigError {
     }
 }
 
-impl de::Error for ReadError {
-    fn custom<T: fmt::Display>(reason: T) -> Self {
-        ReadError {
-            reason: reason.to_string(),
-            path: Vec::new(),
-        }
-    }
-
-    fn invalid_type(unexpected: Unexpected, expected: &dyn de::Expected) -> Self {
-        de::Error::custom(format_args!(
-            "invalid type: {}, expected {expected}",
-            Described(unexpected)
-        ))
-    }
-
-    fn invalid_value(unexpected: Unexpected, expected: &dyn de::Expected) -> Self {
-        de::Error::custom(format_args!(
-            "invalid value: {}, expected {expected}",
-            Described(unexpected)
-        ))
-    }
-}
-
-/// serde's wording for what was found, except a float: serde's own `Display` prints it, and that one function
-/// brings core's float formatting (about 15 KB) into the modules; no policy field takes a fraction.
-pub struct Described<'a>(pub Unexpected<'a>);
+/// What a value is, in serde's words (`string "x"`, `integer `5``, `map`).
+pub struct Described<'a>(pub &'a JsonTree);
 
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
-            Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
-            Unexpected::Signed(n) => write!(f, "integer `{n}`"),
-            Unexpected::Float(_) => f.write_str("a number with a fraction or an exponent"),
-            Unexpected::Char(c) => write!(f, "character `{c}`"),
-            Unexpected::Str(s) => write!(f, "string {s:?}"),
-            Unexpected::Bytes(_) => f.write_str("byte array"),
-            Unexpected::Unit => f.write_str("null"),
-            Unexpected::Option => f.write_str("Option value"),
-            Unexpected::NewtypeStruct => f.write_str("newtype struct"),
-            Unexpected::Seq => f.write_str("sequence"),
-            Unexpected::Map => f.write_str("map"),
-            Unexpected::Enum => f.write_str("enum"),
-            Unexpected::UnitVariant => f.write_str("unit variant"),
-            Unexpected::NewtypeVariant => f.write_str("newtype variant"),
-            Unexpected::TupleVariant => f.write_str("tuple variant"),
-            Unexpected::StructVariant => f.write_str("struct variant"),
-            Unexpected::Other(other) => f.write_str(other),
+            JsonTree::Null => f.write_str("null"),
+            JsonTree::Bool(b) => write!(f, "boolean `{b}`"),
+            JsonTree::Unsigned(n) => write!(f, "integer `{n}`"),
+            JsonTree::Signed(n) => write!(f, "integer `{n}`"),
+            // Not the number itself: printing an f64 brings core's float formatting (about 15 KB) into the
+            // modules for this one message, and no policy field takes a fraction.
+            JsonTree::Float(_) => f.write_str("a number with a fraction or an exponent"),
+            JsonTree::String(s) => write!(f, "string {s:?}"),
+            JsonTree::List(_) => f.write_str("sequence"),
+            JsonTree::Object(_) => f.write_str("map"),
         }
     }
 }
 
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field(), self.reason)
-    }
+/// `` `a`, `b` `` for an error message.
+fn quoted_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    quoted.join(", ")
 }
 
-impl std::error::Error for ReadError {}
-
-/// A list's elements, each read by `I`'s deserializer; an error names the element's index.
-struct Elements<I> {
-    items: I,
-    index: usize,
-}
-
-impl<'de, I> SeqAccess<'de> for Elements<I>
-where
-    I: Iterator,
-    I::Item: Deserializer<'de, Error = ReadError>,
-{
-    type Error = ReadError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, ReadError> {
-        let Some(item) = self.items.next() else {
-            return Ok(None);
-        };
-        let index = self.index;
-        self.index += 1;
-        seed.deserialize(item)
-            .map(Some)
-            .map_err(|e| e.under(Segment::Index(index)))
-    }
-}
-
-/// An object's entries in document order; an error in a key (an unknown field) or in its value names the key.
-struct Entries<'a> {
-    entries: std::slice::Iter<'a, (String, JsonTree)>,
-    value: Option<&'a (String, JsonTree)>,
-    coerce: bool,
-}
-
-impl<'a> Entries<'a> {
-    fn new(entries: &'a [(String, JsonTree)], reader: TreeReader<'a>) -> Self {
-        Entries {
-            entries: entries.iter(),
-            value: None,
-            coerce: reader.coerce,
+impl<'a> TreeReader<'a> {
+    /// A policy written as JSON: every value must have the type the schema asks for.
+    pub fn json(tree: &'a JsonTree) -> Self {
+        TreeReader {
+            tree,
+            coerce: false,
         }
     }
-}
 
-impl<'de> MapAccess<'de> for Entries<'de> {
-    type Error = ReadError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, ReadError> {
-        let Some(entry) = self.entries.next() else {
-            return Ok(None);
-        };
-        self.value = Some(entry);
-        seed.deserialize(BorrowedStrDeserializer::<ReadError>::new(&entry.0))
-            .map(Some)
-            .map_err(|e| e.under(Segment::Key(entry.0.clone())))
+    /// A policy from Traefik's options: strings stand for numbers, booleans, lists and empty objects.
+    pub fn traefik(tree: &'a JsonTree) -> Self {
+        TreeReader { tree, coerce: true }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ReadError> {
-        let Some((key, value)) = self.value.take() else {
-            return Err(de::Error::custom("a value was read before its key"));
-        };
-        let reader = TreeReader {
-            tree: value,
-            coerce: self.coerce,
-        };
-        seed.deserialize(reader)
-            .map_err(|e| e.under(Segment::Key(key.clone())))
+    fn at(self, tree: &'a JsonTree) -> Self {
+        TreeReader { tree, ..self }
     }
-}
 
-macro_rules! integers {
-    ($($method:ident),*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
-            self.integer(visitor)
+    /// A string that Traefik may have made of another type.
+    fn coerced_text(self) -> Option<&'a str> {
+        match (self.coerce, self.tree) {
+            (true, JsonTree::String(s)) => Some(s),
+            _ => None,
         }
-    )*};
-}
+    }
 
-impl<'de> Deserializer<'de> for TreeReader<'de> {
-    type Error = ReadError;
+    /// `invalid type: <what this is>, expected <expected>`.
+    pub fn wrong_type(self, expected: &str) -> ReadError {
+        ReadError::new(format!(
+            "invalid type: {}, expected {expected}",
+            Described(self.tree)
+        ))
+    }
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
+    pub fn string(self) -> Read<String> {
         match self.tree {
-            JsonTree::Null => visitor.visit_unit(),
-            JsonTree::Bool(b) => visitor.visit_bool(*b),
-            JsonTree::Unsigned(n) => visitor.visit_u64(*n),
-            JsonTree::Signed(n) => visitor.visit_i64(*n),
-            JsonTree::Float(x) => visitor.visit_f64(*x),
-            JsonTree::String(s) => visitor.visit_borrowed_str(s),
-            JsonTree::List(items) => visitor.visit_seq(Elements {
-                items: items.iter().map(|item| self.at(item)),
-                index: 0,
-            }),
-            JsonTree::Object(entries) => visitor.visit_map(Entries::new(entries, self)),
+            JsonTree::String(s) => Ok(s.clone()),
+            _ => Err(self.wrong_type("a string")),
         }
     }
 
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
+    pub fn boolean(self) -> Read<bool> {
+        match (self.tree, self.coerced_text()) {
+            (JsonTree::Bool(b), _) => Ok(*b),
+            (_, Some("true")) => Ok(true),
+            (_, Some("false")) => Ok(false),
+            _ => Err(self.wrong_type("a boolean")),
+        }
+    }
+
+    pub fn unsigned(self) -> Read<u64> {
+        let negative =
+            |n: i64| ReadError::new(format!("invalid value: integer `{n}`, expected u64"));
+        match (self.tree, self.coerced_text()) {
+            (JsonTree::Unsigned(n), _) => Ok(*n),
+            (JsonTree::Signed(n), _) => Err(negative(*n)),
+            (_, Some(s)) => match (s.parse::<u64>(), s.parse::<i64>()) {
+                (Ok(n), _) => Ok(n),
+                (_, Ok(n)) => Err(negative(n)),
+                _ => Err(self.wrong_type("u64")),
+            },
+            _ => Err(self.wrong_type("u64")),
+        }
+    }
+
+    /// One of `choices` by name; anything else is refused with the names.
+    pub fn one_of<T: Copy>(self, choices: &[(&str, T)]) -> Read<T> {
+        let name = self.string()?;
+        match choices.iter().find(|(choice, _)| *choice == name) {
+            Some((_, value)) => Ok(*value),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(choice, _)| *choice).collect();
+                Err(ReadError::new(format!(
+                    "unknown variant `{name}`, expected one of {}",
+                    quoted_list(&names)
+                )))
+            }
+        }
+    }
+
+    /// A list, each element read by `read`; an error names the element's index. From Traefik, `""` is the
+    /// empty list.
+    pub fn list<T>(self, read: impl Fn(TreeReader<'a>) -> Read<T>) -> Read<Vec<T>> {
+        match (self.tree, self.coerced_text()) {
+            (JsonTree::List(items), _) => items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    read(self.at(item)).map_err(|e| e.under(Segment::Index(index)))
+                })
+                .collect(),
+            (_, Some("")) => Ok(Vec::new()),
+            _ => Err(self.wrong_type("a sequence")),
+        }
+    }
+
+    /// A list of strings. From Traefik, a string is such a list joined with commas (no element of a policy list
+    /// can hold a comma: header names, CSP sources, origins, hosts, path prefixes, presets).
+    pub fn strings(self) -> Read<Vec<String>> {
         match self.coerced_text() {
-            Some("true") => visitor.visit_bool(true),
-            Some("false") => visitor.visit_bool(false),
-            Some(s) => Err(de::Error::invalid_type(Unexpected::Str(s), &visitor)),
-            None => self.deserialize_any(visitor),
+            Some(s) if !s.is_empty() => {
+                Ok(s.split(',').map(|item| item.trim().to_owned()).collect())
+            }
+            _ => self.list(TreeReader::string),
         }
     }
 
-    integers!(
-        deserialize_u8,
-        deserialize_u16,
-        deserialize_u32,
-        deserialize_u64,
-        deserialize_i8,
-        deserialize_i16,
-        deserialize_i32,
-        deserialize_i64
-    );
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
-        match self.tree {
-            JsonTree::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ReadError> {
-        if name == OFF_SWITCH && self.is_off() {
-            visitor.visit_bool(false)
+    /// `false` turns the setting off; anything else is read by `read`.
+    pub fn toggle<T>(self, read: impl FnOnce(TreeReader<'a>) -> Read<T>) -> Read<Toggle<T>> {
+        let off =
+            matches!(self.tree, JsonTree::Bool(false)) || self.coerced_text() == Some("false");
+        if off {
+            Ok(Toggle::Off)
         } else {
-            visitor.visit_newtype_struct(self)
+            read(self).map(Toggle::On)
         }
     }
 
-    /// From Traefik, a string is a list joined with commas (no element of a policy list can hold a comma:
-    /// header names, CSP sources, origins, hosts, path prefixes, presets); `""` is the empty list.
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
-        match self.coerced_text() {
-            Some(s) => visitor.visit_seq(Elements {
-                items: (!s.is_empty())
-                    .then(|| s.split(','))
-                    .into_iter()
-                    .flatten()
-                    .map(|item| BorrowedStrDeserializer::new(item.trim())),
-                index: 0,
-            }),
-            None => self.deserialize_any(visitor),
+    /// An object's entries; from Traefik, `""` is the empty object.
+    fn entries(self) -> Read<&'a [(String, JsonTree)]> {
+        match (self.tree, self.coerced_text()) {
+            (JsonTree::Object(entries), _) => Ok(entries),
+            (_, Some("")) => Ok(&[]),
+            _ => Err(self.wrong_type("an object")),
         }
     }
 
-    /// From Traefik, `""` is the empty object. A list is never an object (serde would read a struct's fields
-    /// from a list by position).
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
-        match (self.coerced_text(), self.tree) {
-            (Some(""), _) => visitor.visit_map(Entries::new(&[], self)),
-            (Some(_), other) | (None, other @ JsonTree::List(_)) => {
-                Err(de::Error::invalid_type(other.unexpected(), &visitor))
+    /// An object of the caller's keys, kept in document order; a key repeated (compared without case) is
+    /// refused.
+    pub fn keyed_map<V>(self, read: impl Fn(TreeReader<'a>) -> Read<V>) -> Read<KeyedMap<V>> {
+        let mut map: Vec<(String, V)> = Vec::new();
+        for (key, value) in self.entries()? {
+            if map.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+                return Err(ReadError::new(format!("duplicate key `{key}`")));
             }
-            (None, _) => self.deserialize_any(visitor),
+            let value = read(self.at(value)).map_err(|e| e.under(Segment::Key(key.clone())))?;
+            map.push((key.clone(), value));
         }
+        Ok(KeyedMap(map))
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
+    /// A struct's object: each key must be one of `fields`, at most once; `read` gets each key with a value
+    /// other than `null` (an absent field), and answers false for a key it does not know.
+    pub fn fields(
         self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ReadError> {
-        self.deserialize_map(visitor)
-    }
-
-    /// Enums of the schema are strings (`"set_if_absent"`).
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ReadError> {
-        match self.tree {
-            JsonTree::String(s) => {
-                BorrowedStrDeserializer::new(s).deserialize_enum(name, variants, visitor)
+        fields: &[&str],
+        mut read: impl FnMut(&str, TreeReader<'a>) -> Read<bool>,
+    ) -> Read<()> {
+        let unknown = |key: &str| {
+            ReadError::new(format!(
+                "unknown field `{key}`, expected one of {}",
+                quoted_list(fields)
+            ))
+            .under(Segment::Key(key.to_owned()))
+        };
+        let mut seen = vec![false; fields.len()];
+        for (key, value) in self.entries()? {
+            let Some(index) = fields.iter().position(|field| field == key) else {
+                return Err(unknown(key));
+            };
+            if seen
+                .get_mut(index)
+                .is_some_and(|seen| std::mem::replace(seen, true))
+            {
+                return Err(ReadError::new(format!("duplicate field `{key}`")));
             }
-            other => Err(de::Error::invalid_type(other.unexpected(), &visitor)),
+            if matches!(value, JsonTree::Null) {
+                continue;
+            }
+            if !read(key, self.at(value)).map_err(|e| e.under(Segment::Key(key.clone())))? {
+                return Err(unknown(key));
+            }
         }
-    }
-
-    serde::forward_to_deserialize_any! {
-        f32 f64 char str string bytes byte_buf unit unit_struct tuple tuple_struct identifier ignored_any
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
-    #[derive(Deserialize, Debug)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    /// A two-level schema read the way the policy's structs are.
+    #[derive(Debug, Default)]
     struct Outer {
         inner: Option<Vec<Inner>>,
     }
 
-    #[derive(Deserialize, Debug)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[derive(Debug, Default)]
     struct Inner {
         count: Option<u64>,
-        flags: Option<Vec<bool>>,
+        flag: Option<Toggle<bool>>,
         names: Option<Vec<String>>,
     }
 
-    fn error_at(json: &str, coerce: bool) -> (String, String) {
+    fn outer(reader: TreeReader) -> Read<Outer> {
+        let mut outer = Outer::default();
+        reader.fields(&["inner"], |key, value| {
+            match key {
+                "inner" => outer.inner = Some(value.list(inner)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(outer)
+    }
+
+    fn inner(reader: TreeReader) -> Read<Inner> {
+        let mut inner = Inner::default();
+        reader.fields(&["count", "flag", "names"], |key, value| {
+            match key {
+                "count" => inner.count = Some(value.unsigned()?),
+                "flag" => inner.flag = Some(value.toggle(TreeReader::boolean)?),
+                "names" => inner.names = Some(value.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(inner)
+    }
+
+    fn read(json: &str, coerce: bool) -> Read<Outer> {
         let tree = JsonTree::parse(json.as_bytes()).unwrap();
-        let reader = if coerce {
+        outer(if coerce {
             TreeReader::traefik(&tree)
         } else {
             TreeReader::json(&tree)
-        };
-        let err = Outer::deserialize(reader).unwrap_err();
-        (err.field(), err.reason)
+        })
     }
 
     #[test]
@@ -409,22 +338,40 @@ mod tests {
                 r#"{"inner": [{}, {"count": "3"}]}"#,
                 false,
                 "inner[1].count",
-                "invalid type: string \"3\"",
+                "invalid type: string \"3\", expected u64",
             ),
             (
-                r#"{"inner": [{"flags": [true, 1]}]}"#,
+                r#"{"inner": [{"count": -3}]}"#,
                 false,
-                "inner[0].flags[1]",
-                "expected a boolean",
+                "inner[0].count",
+                "invalid value: integer `-3`, expected u64",
             ),
             (
-                r#"{"inner": [{"flagz": []}]}"#,
+                r#"{"inner": [{"count": 1.5}]}"#,
                 false,
-                "inner[0].flagz",
-                "unknown field `flagz`",
+                "inner[0].count",
+                "invalid type: a number with a fraction",
+            ),
+            (
+                r#"{"inner": [{"names": ["a", 1]}]}"#,
+                false,
+                "inner[0].names[1]",
+                "integer `1`, expected a string",
+            ),
+            (
+                r#"{"inner": [{"namez": []}]}"#,
+                false,
+                "inner[0].namez",
+                "unknown field `namez`, expected one of `count`, `flag`, `names`",
             ),
             (
                 r#"{"inner": [{"count": 1, "count": 2}]}"#,
+                false,
+                "inner[0]",
+                "duplicate field `count`",
+            ),
+            (
+                r#"{"inner": [{"count": null, "count": 2}]}"#,
                 false,
                 "inner[0]",
                 "duplicate field `count`",
@@ -435,7 +382,19 @@ mod tests {
                 "inner",
                 "invalid type: map, expected a sequence",
             ),
-            (r#"[]"#, false, "", "invalid type: sequence"),
+            (
+                r#"{"inner": [[1]]}"#,
+                false,
+                "inner[0]",
+                "invalid type: sequence, expected an object",
+            ),
+            (r#"{"inner": [{"flag": true}]}"#, false, "", ""),
+            (
+                r#"{"inner": [{"flag": "true"}]}"#,
+                false,
+                "inner[0].flag",
+                "string \"true\", expected a boolean",
+            ),
             (
                 r#"{"inner": [{"count": "x"}]}"#,
                 true,
@@ -443,34 +402,39 @@ mod tests {
                 "invalid type: string \"x\"",
             ),
             (
-                r#"{"inner": [{"flags": ["true", "no"]}]}"#,
+                r#"{"inner": [{"count": "-2"}]}"#,
                 true,
-                "inner[0].flags[1]",
-                "string \"no\"",
+                "inner[0].count",
+                "invalid value: integer `-2`",
             ),
             (
-                r#"{"inner": [{"count": 1}, [2]]}"#,
-                false,
-                "inner[1]",
-                "invalid type: sequence, expected struct Inner",
+                r#"{"inner": [{"flag": "yes"}]}"#,
+                true,
+                "inner[0].flag",
+                "string \"yes\", expected a boolean",
             ),
         ] {
-            let (got_field, got_reason) = error_at(json, coerce);
-            assert_eq!(got_field, field, "{json}: {got_reason}");
-            assert!(got_reason.contains(reason), "{json}: {got_reason}");
+            match read(json, coerce) {
+                Ok(_) => assert_eq!((field, reason), ("", ""), "{json} was read"),
+                Err(err) => {
+                    assert_eq!(err.field(), field, "{json}: {}", err.reason);
+                    assert!(err.reason.contains(reason), "{json}: {}", err.reason);
+                }
+            }
         }
     }
 
     #[test]
     fn traefik_strings_read_as_the_type_asked_for_and_only_from_traefik() {
-        let tree = JsonTree::parse(br#"{"inner": [{"count": "7", "flags": ["true", "false"], "names": "a, b"}, {"names": ""}]}"#)
-            .unwrap();
-        let outer = Outer::deserialize(TreeReader::traefik(&tree)).unwrap();
+        let json =
+            r#"{"inner": [{"count": "7", "flag": "false", "names": "a, b"}, {"names": ""}, ""]}"#;
+        let outer = read(json, true).unwrap();
         assert_eq!(
-            format!("{outer:?}"),
-            "Outer { inner: Some([Inner { count: Some(7), flags: Some([true, false]), names: Some([\"a\", \"b\"]) }, \
-             Inner { count: None, flags: None, names: Some([]) }]) }"
+            format!("{:?}", outer.inner),
+            "Some([Inner { count: Some(7), flag: Some(Off), names: Some([\"a\", \"b\"]) }, \
+             Inner { count: None, flag: None, names: Some([]) }, \
+             Inner { count: None, flag: None, names: None }])"
         );
-        assert!(Outer::deserialize(TreeReader::json(&tree)).is_err());
+        assert!(read(json, false).is_err());
     }
 }

@@ -232,6 +232,13 @@ def without_headers_stop_iteration(config: dict) -> None:
             plugin.pop("allow_on_headers_stop_iteration", None)
 
 
+def with_default_buffer_limit(config: dict) -> None:
+    """An edit for Envoy as it comes: the listeners' per_connection_buffer_limit_bytes at its default (1 MiB)
+    instead of envoy.yaml's 2 MiB."""
+    for listener in config["static_resources"]["listeners"]:
+        listener.pop("per_connection_buffer_limit_bytes", None)
+
+
 # What the module logs once it knows how it hashes documents (hosts/envoy/src/document_path.rs).
 DOCUMENT_PATH_LINES = {"in-stream": "inline_script_hashes: in-stream (", "fetch": "inline_script_hashes: fetch path ("}
 

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from secure_headers_harness.envoy import Envoy, document_path, without_headers_stop_iteration
+from secure_headers_harness.envoy import (Envoy, document_path, with_default_buffer_limit,
+                                          without_headers_stop_iteration)
 from secure_headers_harness.http_client import request
 from secure_headers_harness.paths import ENVOY_DYNAMIC
 from secure_headers_harness.processes import free_port
@@ -49,7 +50,8 @@ def hashes() -> set[str]:
 
 
 class CountingUpstream(BaseHTTPRequestHandler):
-    """/doc, shaped by its query: size=N, status=404|304, chunked=1 (in three chunks, or onechunk=1),
+    """/doc, shaped by its query: size=N, status=404|304, chunked=1 (in three chunks, or onechunk=1, or lead=N: N
+    bytes, a pause, then the rest in one write),
     gzip=1 (whatever Accept-Encoding says), stall=1 (half the body, a pause, the rest). Every request is recorded with its method and headers."""
 
     protocol_version = "HTTP/1.1"
@@ -88,8 +90,14 @@ class CountingUpstream(BaseHTTPRequestHandler):
             return
         if chunked:
             third = max(1, len(body) // 3)
-            parts = [body] if query.get("onechunk") else [body[:third], body[third:2 * third], body[2 * third:]]
-            for part in parts:
+            lead = int(query.get("lead", "0"))
+            parts = ([body[:lead], body[lead:]] if lead else [body] if query.get("onechunk")
+                     else [body[:third], body[third:2 * third], body[2 * third:]])
+            for i, part in enumerate(parts):
+                if lead and i == 1:
+                    # The filter holds the lead; the rest then waits in the socket, so Envoy reads as much of it
+                    # at once as its upstream buffer takes (what a loaded machine does to any large chunk).
+                    time.sleep(0.3)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
@@ -277,14 +285,16 @@ def test_the_first_held_document_tells_the_path_and_loses_nothing(upstream, path
 
 LARGE_CAP = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
                                    "inline_script_hashes": {"max_body_bytes": 4 << 20}}]})
-# (query, hashed): a rule whose cap (4 MiB) is above Envoy's buffer limit (1 MiB by default). In-stream the filter
-# holds at most 960 KiB of a declared length and 256 KiB of a chunked body: past that Envoy itself would answer 500.
+# (query, hashed): a rule whose cap (4 MiB) is above Envoy's buffer limit (1 MiB by default; envoy.yaml's listeners
+# 2 MiB). In-stream the filter holds at most 960 KiB of a declared length and 256 KiB of a chunked body: past that
+# Envoy itself would answer 500.
 BEYOND_THE_BUFFER = {
     "declared, under the limit": ("size=900000", True),
     "declared, over the limit": ("size=2000000", False),
     "chunked, small": ("size=200000&chunked=1", True),
     "chunked, in three reads": ("size=2000000&chunked=1", False),
     "chunked, in one read": ("size=2000000&chunked=1&onechunk=1", False),
+    "chunked, held, then 1.9 MB at once": ("size=2000000&chunked=1&lead=10000", False),
     "chunked, 5 MB": ("size=5000000&chunked=1", False),
 }
 
@@ -304,5 +314,23 @@ def test_a_cap_above_envoys_buffer_limit_never_turns_a_document_into_a_500(upstr
         prefix = "dynamicmodulescustom" if native else "wasmcustom"
         too_large = counter(server, "inline_scripts.fallback.too_large", prefix)
         assert too_large == sum(not h for _, h in BEYOND_THE_BUFFER.values())
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("build", ["wasm", "native module"])
+def test_with_envoys_default_buffer_limit_a_large_read_of_a_held_chunked_document_is_envoys_own_500(upstream, build):
+    """What the listeners' 2 MiB in envoy.yaml is for. Envoy adds each read to a held body and checks its limit
+    before the filter sees the read, and one read from the upstream can be as large as the cluster's buffer limit
+    (1 MiB): with the listener at that same default, no amount a filter holds of a chunked body is safe. The host
+    cannot be asked its limit, so the README tells operators to set it; this asserts the host's behaviour, so the
+    test says when Envoy changes it."""
+    native = {"native_module": ENVOY_DYNAMIC} if build == "native module" else {}
+    server = Envoy(LARGE_CAP, upstream, edits=[with_default_buffer_limit], **native).start()
+    try:
+        query = BEYOND_THE_BUFFER["chunked, held, then 1.9 MB at once"][0]
+        reply = request_document(server, f"/doc?tag=default-limit-{build[:4]}&{query}")
+        assert (reply.status, reply.body) == (500, b"Internal Server Error")
+        assert request_document(server, f"/doc?tag=default-limit-{build[:4]}-small&size=200000").status == 200
     finally:
         server.stop()

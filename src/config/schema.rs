@@ -450,7 +450,10 @@ mod tests {
             let tree = JsonTree::parse(json.as_bytes()).unwrap();
             let err = Layer::read(TreeReader::json(&tree)).expect_err(&json);
             assert!(err.field().starts_with(field), "{json}: {err:?}");
-            assert!(!format!("{err:?}").contains("unknown field"), "{json}: {err:?}");
+            assert!(
+                !format!("{err:?}").contains("unknown field"),
+                "{json}: {err:?}"
+            );
         }
     }
 }

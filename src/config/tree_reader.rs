@@ -332,87 +332,23 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip] // one case a line
     fn errors_name_keys_and_indices_down_to_the_value() {
         for (json, coerce, field, reason) in [
-            (
-                r#"{"inner": [{}, {"count": "3"}]}"#,
-                false,
-                "inner[1].count",
-                "invalid type: string \"3\", expected u64",
-            ),
-            (
-                r#"{"inner": [{"count": -3}]}"#,
-                false,
-                "inner[0].count",
-                "invalid value: integer `-3`, expected u64",
-            ),
-            (
-                r#"{"inner": [{"count": 1.5}]}"#,
-                false,
-                "inner[0].count",
-                "invalid type: a number with a fraction",
-            ),
-            (
-                r#"{"inner": [{"names": ["a", 1]}]}"#,
-                false,
-                "inner[0].names[1]",
-                "integer `1`, expected a string",
-            ),
-            (
-                r#"{"inner": [{"namez": []}]}"#,
-                false,
-                "inner[0].namez",
-                "unknown field `namez`, expected one of `count`, `flag`, `names`",
-            ),
-            (
-                r#"{"inner": [{"count": 1, "count": 2}]}"#,
-                false,
-                "inner[0]",
-                "duplicate field `count`",
-            ),
-            (
-                r#"{"inner": [{"count": null, "count": 2}]}"#,
-                false,
-                "inner[0]",
-                "duplicate field `count`",
-            ),
-            (
-                r#"{"inner": {}}"#,
-                false,
-                "inner",
-                "invalid type: map, expected a sequence",
-            ),
-            (
-                r#"{"inner": [[1]]}"#,
-                false,
-                "inner[0]",
-                "invalid type: sequence, expected an object",
-            ),
+            (r#"{"inner": [{}, {"count": "3"}]}"#, false, "inner[1].count", "invalid type: string \"3\", expected u64"),
+            (r#"{"inner": [{"count": -3}]}"#, false, "inner[0].count", "invalid value: integer `-3`, expected u64"),
+            (r#"{"inner": [{"count": 1.5}]}"#, false, "inner[0].count", "invalid type: a number with a fraction"),
+            (r#"{"inner": [{"names": ["a", 1]}]}"#, false, "inner[0].names[1]", "integer `1`, expected a string"),
+            (r#"{"inner": [{"namez": []}]}"#, false, "inner[0].namez", "unknown field `namez`, expected one of `count`, `flag`, `names`"),
+            (r#"{"inner": [{"count": 1, "count": 2}]}"#, false, "inner[0]", "duplicate field `count`"),
+            (r#"{"inner": [{"count": null, "count": 2}]}"#, false, "inner[0]", "duplicate field `count`"),
+            (r#"{"inner": {}}"#, false, "inner", "invalid type: map, expected a sequence"),
+            (r#"{"inner": [[1]]}"#, false, "inner[0]", "invalid type: sequence, expected an object"),
             (r#"{"inner": [{"flag": true}]}"#, false, "", ""),
-            (
-                r#"{"inner": [{"flag": "true"}]}"#,
-                false,
-                "inner[0].flag",
-                "string \"true\", expected a boolean",
-            ),
-            (
-                r#"{"inner": [{"count": "x"}]}"#,
-                true,
-                "inner[0].count",
-                "invalid type: string \"x\"",
-            ),
-            (
-                r#"{"inner": [{"count": "-2"}]}"#,
-                true,
-                "inner[0].count",
-                "invalid value: integer `-2`",
-            ),
-            (
-                r#"{"inner": [{"flag": "yes"}]}"#,
-                true,
-                "inner[0].flag",
-                "string \"yes\", expected a boolean",
-            ),
+            (r#"{"inner": [{"flag": "true"}]}"#, false, "inner[0].flag", "string \"true\", expected a boolean"),
+            (r#"{"inner": [{"count": "x"}]}"#, true, "inner[0].count", "invalid type: string \"x\""),
+            (r#"{"inner": [{"count": "-2"}]}"#, true, "inner[0].count", "invalid value: integer `-2`"),
+            (r#"{"inner": [{"flag": "yes"}]}"#, true, "inner[0].flag", "string \"yes\", expected a boolean"),
         ] {
             match read(json, coerce) {
                 Ok(_) => assert_eq!((field, reason), ("", ""), "{json} was read"),

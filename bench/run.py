@@ -58,6 +58,10 @@ PAGE_10K = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Immich</t
 PAGE_10K_OTHER = PAGE_10K.replace("'dark'", "'lite'")
 HASHING = json.dumps({"presets": ["immich"], "inline_script_hashes": {"max_scripts": 2}})
 HOST = "immich.test"
+# The native module with nothing to do: its one rule matches another host, so each request costs Envoy's
+# dynamic-module filter (created, called at each hook, destroyed) and two header reads (`--only envoy-native`).
+NO_RULE_MATCHES = json.dumps({"rules": [{"match": {"hosts": ["nothing.invalid"]}, "presets": ["immich"]}]})
+NATIVE_IDLE = "native module, no rule matches (its floor)"
 IN_STREAM = "secure-headers + inline_script_hashes, in-stream, 10 KiB page"
 FETCH_PATH = "secure-headers + inline_script_hashes, fetch path, 10 KiB page"
 IN_STREAM_CHANGING = "secure-headers + inline_script_hashes, in-stream, 10 KiB page changing per request"
@@ -293,6 +297,7 @@ def bench_envoy(args, workdir: Path) -> dict:
         "call floor proxy-wasm (the host calls only)": ([wasm_filter("floor", CALL_FLOOR_ENVOY, floor_config)], 0),
         "secure-headers (immich)": ([wasm_filter("ours", OURS, IMMICH)], 0),
         "secure-headers native module (immich)": ([dynamic_module_filter(IMMICH)], 0),
+        NATIVE_IDLE: ([dynamic_module_filter(NO_RULE_MATCHES)], 0),
         "secure-headers, 10 rules": ([wasm_filter("ours10", OURS, rules_policy(10))], 0),
         "secure-headers, 100 rules": ([wasm_filter("ours100", OURS, rules_policy(100))], 0),
         "none, 10 upstream headers": ([], 10),
@@ -317,6 +322,8 @@ def bench_envoy(args, workdir: Path) -> dict:
                 raise RuntimeError(f"{name} did not hash the page's two scripts: {csps}")
             if (name in CHANGING) != (csps[1] != csps[2]):
                 raise RuntimeError(f"{name}: the page should {'' if name in CHANGING else 'not '}change: {csps}")
+        if fetch_headers(ports[NATIVE_IDLE]) != fetch_headers(ports["none"]):
+            raise RuntimeError(f"{NATIVE_IDLE} changes the response")
         reference = fetch_headers(ports["secure-headers (immich)"])
         for name in ("native header_mutation", "lua", "naive rust proxy-wasm", "secure-headers native module (immich)",
                      "call floor proxy-wasm (the host calls only)",
@@ -361,12 +368,15 @@ def bench_envoy_native(args, workdir: Path) -> dict:
     sets, removes, _ = immich_preset_writes(workdir)
     plan = {"none": [], "native header_mutation": [native_filter(sets, removes)],
             "secure-headers (immich)": [wasm_filter("ours", OURS, IMMICH)],
-            "secure-headers native module (immich)": [dynamic_module_filter(IMMICH)]}
+            "secure-headers native module (immich)": [dynamic_module_filter(IMMICH)],
+            NATIVE_IDLE: [dynamic_module_filter(NO_RULE_MATCHES)]}
     ports = {name: free_port() for name in plan}
     envoy = envoy_on(PROXY_CPU, workdir, "envoy-native-variants",
                      [listener(f"l{i}", ports[name], filters) for i, (name, filters) in enumerate(plan.items())])
     try:
         reference = fetch_headers(ports["secure-headers (immich)"])
+        if fetch_headers(ports[NATIVE_IDLE]) != fetch_headers(ports["none"]):
+            raise RuntimeError(f"{NATIVE_IDLE} changes the response")
         for name in ("native header_mutation", "secure-headers native module (immich)"):
             if fetch_headers(ports[name]) != reference:
                 raise RuntimeError(f"{name} does not produce the same headers as the Wasm build")
@@ -383,9 +393,14 @@ def native_module_findings(variants: dict, rss: dict[str, int]) -> list[str]:
     native = variants["native header_mutation"]["added_cpu_us_over_none"]
     module = variants["secure-headers native module (immich)"]["added_cpu_us_over_none"]
     wasm = variants["secure-headers (immich)"]["added_cpu_us_over_none"]
+    idle = variants[NATIVE_IDLE]["added_cpu_us_over_none"]
     ratio = f"{module / native:.2f} x" if native > 0 else "n/a (native header_mutation measured no added CPU)"
+    idle_ratio = f"{idle / native:.2f} x" if native > 0 else "n/a"
     return [f"- The native module adds {module:.2f} CPU µs/request over no filter: {ratio} native header_mutation "
             f"({native:.2f}); the Wasm build adds {wasm:.2f}.",
+            f"- With nothing to do (its one rule matches another host: Envoy's dynamic-module filter created, "
+            f"called at each hook and destroyed, plus two header reads) the native module adds {idle:.2f} "
+            f"({idle_ratio} native header_mutation).",
             f"- Envoy's RSS under load: no filter {rss['none'] / 1024:.1f} MiB, the Wasm build "
             f"{rss['proxy-wasm'] / 1024:.1f} MiB, the native module {rss['native module'] / 1024:.1f} MiB."]
 
@@ -581,6 +596,7 @@ def summarise(envoy: dict, traefik: dict) -> dict:
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
         "native_module_added_us": v["secure-headers native module (immich)"]["added_cpu_us_over_none"],
+        "native_module_idle_added_us": v[NATIVE_IDLE]["added_cpu_us_over_none"],
         "native_module_over_header_mutation_ratio": (
             v["secure-headers native module (immich)"]["added_cpu_us_over_none"] / native if native > 0 else None),
         "rss_kib": envoy["rss_kib"],

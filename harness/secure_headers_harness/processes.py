@@ -16,10 +16,20 @@ from typing import Callable, ClassVar
 from .paths import work_dir
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before by this process: the kernel offers a port that was just
+    closed again, so two calls before either port is bound could get the same one (the load-time bench's 24
+    listeners did: Envoy refused the duplicate address)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def require_free(port: int) -> None:

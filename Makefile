@@ -236,13 +236,14 @@ demo-traefik: build $(CLI) venv certs
 ## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either);
 ## then Traefik under Pangolin at scale (bench/traefik_scale.py, SCALE_ARGS; its own section of BENCHMARKS.md)
 bench: build $(CLI) venv
-	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey >/dev/null; }
+	@command -v wrk >/dev/null && command -v hey >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey valgrind >/dev/null; }
 	@for filter in $(BENCH_FILTERS); do \
 	  cargo build --release --locked --target $(TARGET) --manifest-path bench/filters/$$filter/Cargo.toml --target-dir target/bench || exit 1; \
 	done
 	@mkdir -p .work
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/traefik_scale.py $(SCALE_ARGS)
+	$(PY) bench/envoy_instructions.py
 
 ## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
 soak: $(ALLOC_COUNT_WASM) venv

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from benchmarks_md import include_section
 from secure_headers_harness.paths import HTTP_WASM_DIR, work_dir
 from secure_headers_harness.reloads import (MINIMAL_GUEST_FILES, MINIMAL_GUEST_KEY, PADDED_GUEST_KEY,
                                             WatchedTraefik, pangolin_routers, plateau_summary, plugin_instances,
@@ -305,22 +306,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-SECTION_START, SECTION_END = "<!-- traefik-scale: bench/traefik_scale.py -->", "<!-- /traefik-scale -->"
-
-
-def include_in_benchmarks(section: str) -> None:
-    """BENCHMARKS.md's section between the markers (bench/run.py writes the rest; this runs after it)."""
-    path = BENCH.parent / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else ""
-    block = f"{SECTION_START}\n{section}\n{SECTION_END}"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + block + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", default="1,10,50,200")
@@ -361,7 +346,7 @@ def main() -> int:
         "native_kib_per_router_load": per_router(n, "load_peak_rss_kib")}
     (BENCH / "traefik_scale.json").write_text(json.dumps(results, indent=2) + "\n")
     (BENCH / "traefik_scale.md").write_text(markdown(results) + "\n")
-    include_in_benchmarks(markdown(results))
+    include_section("traefik-scale", "bench/traefik_scale.py", markdown(results))
     print(markdown(results))
     return 0
 

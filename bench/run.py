@@ -266,14 +266,26 @@ def immich_preset_writes(workdir: Path) -> tuple[list[tuple[str, str]], list[str
     return sets, removes, before
 
 
+def naive_and_floor_configs(sets: list[tuple[str, str]], removes: list[str], before: dict[str, str]) -> tuple[str, str]:
+    """The naive filter's and the call floor's configurations for the preset's writes. The call floor: one read
+    of each header map, one call per header removed or written, an add for a header the upstream does not send
+    (Envoy's cheaper call) and a replace for one it does."""
+    naive = json.dumps({"set": sets, "remove": removes})
+    floor = json.dumps({"add": [[k, v] for k, v in sets if k not in before],
+                        "replace": [[k, v] for k, v in sets if k in before], "remove": removes})
+    return naive, floor
+
+
+def require_idle_module_changes_nothing(ports: dict[str, int]) -> None:
+    """The native module whose rule matches another host must answer exactly as no filter does."""
+    if fetch_headers(ports[NATIVE_IDLE]) != fetch_headers(ports["none"]):
+        raise RuntimeError(f"{NATIVE_IDLE} changes the response")
+
+
 def bench_envoy(args, workdir: Path) -> dict:
     sets, removes, before = immich_preset_writes(workdir)
 
-    naive_config = json.dumps({"set": sets, "remove": removes})
-    # The call floor: one read of each header map, one call per header removed or written, an add for a header
-    # the upstream does not send (Envoy's cheaper call) and a replace for one it does.
-    floor_config = json.dumps({"add": [[k, v] for k, v in sets if k not in before],
-                               "replace": [[k, v] for k, v in sets if k in before], "remove": removes})
+    naive_config, floor_config = naive_and_floor_configs(sets, removes, before)
     # The 10 KiB page comes from a real upstream (an Envoy on the load CPU), as a document would.
     page_port, other_page_port = free_port(), free_port()
     page_upstream = envoy_on(LOAD_CPU, workdir, "envoy-page", [listener("page", page_port, [], body=PAGE_10K),
@@ -322,8 +334,7 @@ def bench_envoy(args, workdir: Path) -> dict:
                 raise RuntimeError(f"{name} did not hash the page's two scripts: {csps}")
             if (name in CHANGING) != (csps[1] != csps[2]):
                 raise RuntimeError(f"{name}: the page should {'' if name in CHANGING else 'not '}change: {csps}")
-        if fetch_headers(ports[NATIVE_IDLE]) != fetch_headers(ports["none"]):
-            raise RuntimeError(f"{NATIVE_IDLE} changes the response")
+        require_idle_module_changes_nothing(ports)
         reference = fetch_headers(ports["secure-headers (immich)"])
         for name in ("native header_mutation", "lua", "naive rust proxy-wasm", "secure-headers native module (immich)",
                      "call floor proxy-wasm (the host calls only)",
@@ -375,8 +386,7 @@ def bench_envoy_native(args, workdir: Path) -> dict:
                      [listener(f"l{i}", ports[name], filters) for i, (name, filters) in enumerate(plan.items())])
     try:
         reference = fetch_headers(ports["secure-headers (immich)"])
-        if fetch_headers(ports[NATIVE_IDLE]) != fetch_headers(ports["none"]):
-            raise RuntimeError(f"{NATIVE_IDLE} changes the response")
+        require_idle_module_changes_nothing(ports)
         for name in ("native header_mutation", "secure-headers native module (immich)"):
             if fetch_headers(ports[name]) != reference:
                 raise RuntimeError(f"{name} does not produce the same headers as the Wasm build")

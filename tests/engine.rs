@@ -613,3 +613,84 @@ mod delivery {
         );
     }
 }
+
+/// A response that records the filter's writes and holds the engine to `set_first`'s promise: no earlier
+/// write of this response named the header.
+struct FirstWritesChecked {
+    response: Response,
+    written: Vec<String>,
+    first_sets: usize,
+}
+
+impl secure_headers::ResponseHeaders for FirstWritesChecked {
+    fn status(&mut self) -> Option<u16> {
+        self.response.status()
+    }
+    fn header(&mut self, name: &str) -> Option<&[u8]> {
+        self.response.header(name)
+    }
+    fn set(&mut self, name: &str, value: &str) {
+        self.written.push(name.to_owned());
+        self.response.set(name, value);
+    }
+    fn set_first(&mut self, name: &str, value: &str) {
+        assert!(
+            !self.written.iter().any(|w| w == name),
+            "set_first({name}) after {:?}",
+            self.written
+        );
+        self.first_sets += 1;
+        self.set(name, value);
+    }
+    fn append(&mut self, name: &str, value: &str) {
+        self.written.push(name.to_owned());
+        self.response.append(name, value);
+    }
+    fn remove(&mut self, name: &str) {
+        self.response.remove(name);
+    }
+}
+
+#[test]
+fn a_first_set_is_never_preceded_by_a_write_of_its_name() {
+    let custom = r#"{"presets": ["strict"], "headers": {"Vary": {"value": "Origin", "action": "append"},
+        "X-Custom": {"value": "1"}, "Content-Security-Policy": {"value": "default-src 'none'",
+        "action": "set_if_absent"}}, "cache_control": {"text/html": "no-store"},
+        "content_types_by_extension": {".ico": "image/x-icon"}, "keep_upstream": []}"#;
+    let mut first_sets = 0;
+    for preset in [
+        "bundle-a",
+        "bundle-b",
+        "bundle-c",
+        "bundle-d",
+        "bundle-e",
+        "immich",
+        "immich-strict",
+        "strict",
+    ] {
+        let json = format!(r#"{{"presets": ["{preset}"]}}"#);
+        for policy in [policy(&json), policy(custom)] {
+            for (scheme, path) in [
+                ("https", "/"),
+                ("http", "/favicon.ico"),
+                ("https", "/api/x"),
+            ] {
+                for upstream in [
+                    html(),
+                    Response::new(200, &[("content-type", b"image/png")]),
+                ] {
+                    let mut request = get("h", path, scheme);
+                    let facts = policy.inspect_request(&mut request);
+                    let mut checked = FirstWritesChecked {
+                        response: upstream,
+                        written: Vec::new(),
+                        first_sets: 0,
+                    };
+                    policy.apply_response(&facts, &mut checked, &mut Counts::default());
+                    first_sets += checked.first_sets;
+                }
+            }
+        }
+    }
+    assert!(first_sets > 0, "no write went through set_first");
+}

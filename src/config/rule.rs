@@ -52,6 +52,11 @@ pub enum SchemeScope {
 }
 
 impl SchemeScope {
+    /// Some response is allowed by both.
+    fn overlaps(self, other: SchemeScope) -> bool {
+        self.allows(true) && other.allows(true) || self.allows(false) && other.allows(false)
+    }
+
     pub fn allows(self, https: bool) -> bool {
         match self {
             SchemeScope::Any => true,
@@ -67,6 +72,22 @@ pub struct Write {
     pub value: Box<str>,
     pub mode: WriteMode,
     pub scheme: SchemeScope,
+    /// No earlier write of the rule names this header on a scheme both allow (`mark_first_writes`).
+    pub first: bool,
+}
+
+/// Marks the writes no earlier write of the same rule can precede in one response: the host may then write
+/// them knowing only the upstream's headers. Quadratic in the rule's writes, as the merging above is (a rule
+/// has a few dozen).
+fn mark_first_writes(writes: &mut [Write]) {
+    for i in 0..writes.len() {
+        let (earlier, rest) = writes.split_at_mut(i);
+        if let Some(write) = rest.first_mut() {
+            write.first = !earlier
+                .iter()
+                .any(|e| e.name == write.name && e.scheme.overlaps(write.scheme));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -199,6 +220,7 @@ impl Rule {
                             value: value.clone().into(),
                             mode,
                             scheme: SchemeScope::Any,
+                            first: false,
                         });
                     }
                 }
@@ -259,6 +281,7 @@ impl Rule {
             }
         }
 
+        mark_first_writes(&mut writes.0);
         Ok(Rule {
             name: name.into(),
             field: field.into(),
@@ -292,5 +315,38 @@ fn keep_upstream(field: &str, names: Option<&[String]>) -> Result<Vec<Box<str>>,
             .enumerate()
             .map(|(i, n)| check_header_name(&format!("{field}[{i}]"), n))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, mode: WriteMode, scheme: SchemeScope) -> Write {
+        Write {
+            name: name.into(),
+            value: "v".into(),
+            mode,
+            scheme,
+            first: false,
+        }
+    }
+
+    #[test]
+    fn a_write_is_first_unless_an_earlier_one_names_it_on_a_scheme_both_allow() {
+        use SchemeScope::{Any, HttpOnly, HttpsOnly};
+        let mut writes = [
+            write("a", WriteMode::Set, Any),
+            write("a", WriteMode::Set, HttpsOnly),
+            write("b", WriteMode::Set, HttpsOnly),
+            write("b", WriteMode::Set, HttpOnly),
+            write("b", WriteMode::SetIfAbsent, Any),
+            write("c", WriteMode::Append, Any),
+            write("c", WriteMode::Set, Any),
+            write("d", WriteMode::Set, HttpOnly),
+        ];
+        mark_first_writes(&mut writes);
+        let first: Vec<bool> = writes.iter().map(|w| w.first).collect();
+        assert_eq!(first, [true, false, true, true, false, true, false, true]);
     }
 }

@@ -87,21 +87,20 @@ fn apply_rule(
         if !write.scheme.allows(facts.https) {
             continue;
         }
+        let kept = write.mode == WriteMode::SetIfAbsent && response.header(&write.name).is_some();
         match write.mode {
-            WriteMode::Set => response.set(&write.name, &write.value),
-            WriteMode::SetIfAbsent => {
-                if response.header(&write.name).is_none() {
-                    response.set(&write.name, &write.value);
-                }
-            }
             WriteMode::Append => response.append(&write.name, &write.value),
+            _ if kept => {}
+            _ if write.first => response.set_first(&write.name, &write.value),
+            _ => response.set(&write.name, &write.value),
         }
     }
+    // The rule neither writes nor removes these two (it is refused otherwise): first writes.
     if let Some(value) = cache_control {
-        response.set("cache-control", value);
+        response.set_first("cache-control", value);
     }
     if let Some(value) = content_type {
-        response.set("content-type", value);
+        response.set_first("content-type", value);
     }
 }
 

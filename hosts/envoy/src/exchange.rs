@@ -14,6 +14,9 @@ const RESPONSE_SLOT: usize = 1;
 /// A copy of one header map.
 struct HeaderSnapshot {
     bytes: HeaderMapBytes,
+    /// The `name_bit` of every name in the map: a name whose bit is clear is not there, and is not searched for
+    /// (most of the names a response gets are new to it).
+    names: u64,
     /// Bit i: pair i was removed (pairs past the 128th are never marked; removals of those are rare and the
     /// engine never reads a header it removed).
     removed: u128,
@@ -21,8 +24,15 @@ struct HeaderSnapshot {
 
 impl HeaderSnapshot {
     fn take(map: MapType, slot: usize) -> Self {
+        Self::over(abi::read_header_map(map, slot))
+    }
+
+    fn over(bytes: HeaderMapBytes) -> Self {
+        let names =
+            abi::map_pairs(bytes.bytes()).fold(0, |names, (_, name, _)| names | name_bit(name));
         HeaderSnapshot {
-            bytes: abi::read_header_map(map, slot),
+            bytes,
+            names,
             removed: 0,
         }
     }
@@ -32,12 +42,18 @@ impl HeaderSnapshot {
     }
 
     fn get(&self, name: &str) -> Option<&[u8]> {
+        if self.names & name_bit(name.as_bytes()) == 0 {
+            return None;
+        }
         self.pairs()
             .find(|(i, n, _)| *n == name.as_bytes() && (*i >= 128 || self.removed & (1 << i) == 0))
             .map(|(_, _, value)| value)
     }
 
     fn mark_removed(&mut self, name: &str) -> bool {
+        if self.names & name_bit(name.as_bytes()) == 0 {
+            return false;
+        }
         let mut found = false;
         let mut removed = self.removed;
         for (i, n, _) in self.pairs() {
@@ -63,6 +79,13 @@ impl HeaderSnapshot {
             })
             .collect()
     }
+}
+
+/// One of 64 bits for a header name, from its length and its last byte: cheap, and the names of one map
+/// mostly differ in one of the two.
+fn name_bit(name: &[u8]) -> u64 {
+    let last = name.last().copied().unwrap_or_default();
+    1 << ((name.len() * 7 + usize::from(last)) % 64)
 }
 
 pub struct EnvoyRequest {
@@ -107,14 +130,12 @@ impl RequestView for EnvoyRequest {
 
 pub struct EnvoyResponse {
     headers: HeaderSnapshot,
-    written: WrittenNames,
 }
 
 impl EnvoyResponse {
     pub fn read() -> Self {
         EnvoyResponse {
             headers: HeaderSnapshot::take(MapType::HttpResponseHeaders, RESPONSE_SLOT),
-            written: WrittenNames::default(),
         }
     }
 
@@ -126,45 +147,7 @@ impl EnvoyResponse {
     /// The response over a header map kept from an earlier read of it (`map_bytes`), unchanged since.
     pub fn from_held(bytes: Vec<u8>) -> Self {
         EnvoyResponse {
-            headers: HeaderSnapshot {
-                bytes: HeaderMapBytes::Owned(bytes),
-                removed: 0,
-            },
-            written: WrittenNames::default(),
-        }
-    }
-}
-
-/// The names this filter wrote into the response, as hashes: a `set` of a name the upstream did not send
-/// and the filter has not written becomes an add, which Envoy does without looking the name up first. A
-/// hash collision, or more names than fit, only costs the replace that would otherwise have run.
-#[derive(Default)]
-struct WrittenNames {
-    hashes: [u64; 16],
-    count: usize,
-    overflowed: bool,
-}
-
-impl WrittenNames {
-    fn hash(name: &str) -> u64 {
-        // FNV-1a: a few instructions per byte, no table.
-        name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        })
-    }
-
-    fn may_contain(&self, name: &str) -> bool {
-        let hash = Self::hash(name);
-        self.overflowed || self.hashes.iter().take(self.count).any(|h| *h == hash)
-    }
-
-    fn insert(&mut self, name: &str) {
-        match self.hashes.get_mut(self.count) {
-            Some(slot) => {
-                *slot = Self::hash(name);
-                self.count += 1;
-            }
-            None => self.overflowed = true,
+            headers: HeaderSnapshot::over(HeaderMapBytes::Owned(bytes)),
         }
     }
 }
@@ -181,19 +164,23 @@ impl ResponseHeaders for EnvoyResponse {
         self.headers.get(name)
     }
 
-    /// Adds a header the response does not have (Envoy's cheaper call), replaces one it has.
+    /// Envoy's replace, which also adds a header the response lacks.
     fn set(&mut self, name: &str, value: &str) {
-        if self.headers.get(name).is_none() && !self.written.may_contain(name) {
+        abi::replace_response_header(name, value);
+    }
+
+    /// Adds a header the upstream did not send (Envoy's cheaper call, which does not look the name up first),
+    /// replaces one it did: no earlier write named it, so the snapshot alone tells.
+    fn set_first(&mut self, name: &str, value: &str) {
+        if self.headers.get(name).is_none() {
             abi::add_response_header(name, value);
         } else {
             abi::replace_response_header(name, value);
         }
-        self.written.insert(name);
     }
 
     fn append(&mut self, name: &str, value: &str) {
         abi::add_response_header(name, value);
-        self.written.insert(name);
     }
 
     /// Only a header that is there costs a host call.
@@ -298,15 +285,15 @@ mod tests {
     }
 
     #[test]
-    fn a_set_adds_what_the_response_lacks_and_replaces_what_it_has() {
+    fn a_first_set_adds_what_the_upstream_lacks_and_replaces_what_it_sent() {
         let ((), host) = with_host(
             |host| {
                 host.response_headers = pairs(&[(":status", "200"), ("cache-control", "private")])
             },
             || {
                 let mut response = EnvoyResponse::read();
-                response.set("x-frame-options", "DENY");
-                response.set("cache-control", "no-store");
+                response.set_first("x-frame-options", "DENY");
+                response.set_first("cache-control", "no-store");
                 response.set("x-frame-options", "SAMEORIGIN");
                 response.append("vary", "a");
                 response.set("vary", "b");
@@ -335,36 +322,35 @@ mod tests {
     }
 
     #[test]
-    fn more_written_names_than_are_remembered_are_replaced() {
-        let ((), host) = with_host(
-            |host| host.response_headers = pairs(&[(":status", "200")]),
+    fn a_name_whose_bit_another_name_shares_is_still_searched() {
+        // Same length, same last byte: one bit for both.
+        assert_eq!(name_bit(b"x-a"), name_bit(b"y-a"));
+        let (found, host) = with_host(
+            |host| host.response_headers = pairs(&[(":status", "200"), ("x-a", "1")]),
             || {
                 let mut response = EnvoyResponse::read();
-                for i in 0..20 {
-                    response.set(&format!("x-h{i}"), "1");
-                }
-                response.set("x-h0", "2");
+                let found = (
+                    response.header("y-a").is_some(),
+                    response.header("x-a").is_some(),
+                );
+                response.set_first("y-a", "2");
+                response.remove("y-b");
+                found
             },
         );
-        // 16 names are remembered; the 17th is still new, then every name is replaced.
-        assert_eq!(
-            host.header_writes
-                .iter()
-                .filter(|(c, _)| *c == "add")
-                .count(),
-            17
+        assert_eq!(found, (false, true));
+        assert_eq!(host.header_writes, [("add", "y-a".to_owned())]);
+    }
+
+    #[test]
+    fn a_held_response_answers_from_its_kept_bytes() {
+        let (kept, _) = with_host(
+            |host| host.response_headers = pairs(&[(":status", "200"), ("etag", "\"1\"")]),
+            || EnvoyResponse::read().map_bytes().to_vec(),
         );
-        assert_eq!(
-            host.header_writes.last(),
-            Some(&("replace", "x-h0".to_owned()))
-        );
-        assert_eq!(
-            host.response_headers
-                .iter()
-                .filter(|(n, _)| n == "x-h0")
-                .count(),
-            1
-        );
+        let mut held = EnvoyResponse::from_held(kept);
+        assert_eq!(held.header("etag"), Some(&b"\"1\""[..]));
+        assert_eq!(held.header("vary"), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ impl Writes {
             value: value.into(),
             mode: WriteMode::Set,
             scheme,
+            first: false,
         });
     }
 

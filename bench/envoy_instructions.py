@@ -22,6 +22,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import run
 from benchmarks_md import include_section
@@ -80,15 +81,27 @@ def totals(dump: Path) -> tuple[int, int]:
 # V8 puts the code it compiles from a Wasm module in anonymous memory far above Envoy's binary, which callgrind
 # names "???" with a bare address; V8's own builtins are "???" too, but at addresses inside the binary's range.
 JIT_CODE_FLOOR = 1 << 32
+CALLBACK_PREFIX = "envoy_dynamic_module_callback_"
 
 
-def guest_code(dump: Path) -> int:
-    """Instructions spent in the compiled Wasm guest itself (self cost of the anonymous code above
-    JIT_CODE_FLOOR), from the dump's cost lines; the cost lines after a `calls=` line are a callee's inclusive
-    cost and are skipped."""
+class Cost(NamedTuple):
+    """One cost line of a callgrind dump: a function's own instructions (callee None), or what one of its calls
+    cost, inclusive (callee and the number of calls)."""
+    obj: str
+    function: str
+    callee: str | None
+    calls: int | None
+    instructions: int
+
+
+def cost_lines(dump: Path) -> list[Cost]:
+    """Every cost line of the dump, with the object and function it belongs to (callgrind's compressed names:
+    ob/cob share one table, fn/cfn another)."""
     objects: dict[str, str] = {}
     functions: dict[str, str] = {}
-    obj, in_jit, after_call, total = "", False, False, 0
+    obj = function = ""
+    callee, calls = None, None
+    costs = []
     for line in dump.read_text(errors="replace").splitlines():
         record = re.match(r"^(ob|fn|cob|cfn)=\((\d+)\)(?: (.*))?$", line)
         if record:
@@ -97,49 +110,39 @@ def guest_code(dump: Path) -> int:
             if name:
                 table[key] = name
             if kind == "ob":
-                obj = objects.get(key, "")
+                obj = objects.get(key, key)
             elif kind == "fn":
-                function = functions.get(key, "")
-                in_jit = obj == "???" and function.startswith("0x") and int(function, 16) >= JIT_CODE_FLOOR
-            continue
-        if line.startswith("calls="):
-            after_call = True
-        elif line[:1].isdigit() or line[:1] in "+-*":
-            if after_call:
-                after_call = False
-            elif in_jit:
-                parts = line.split()
-                total += int(parts[1]) if len(parts) > 1 else 0
-    return total
-
-
-def abi_calls(dump: Path) -> dict[str, dict[str, int]]:
-    """Per dynamic-module callback Envoy exports (`envoy_dynamic_module_callback_*`): how often the module called
-    it and the instructions those calls cost, inclusive, read from the dump's call records."""
-    names: dict[str, str] = {}
-    found: dict[str, dict[str, int]] = {}
-    callee, calls = None, None
-    for line in dump.read_text(errors="replace").splitlines():
-        record = re.match(r"^(c?fn)=\((\d+)\)(?: (.*))?$", line)
-        if record:
-            kind, key, name = record.groups()
-            if name:
-                names[key] = name
-            if kind == "cfn":
-                callee = names.get(key, key)
+                function = functions.get(key, key)
+            elif kind == "cfn":
+                callee = functions.get(key, key)
             continue
         count = re.match(r"^calls=(\d+)", line)
         if count:
             calls = int(count.group(1))
             continue
-        if calls is not None:
-            cost = line.split()
-            if len(cost) >= 2 and callee and callee.startswith("envoy_dynamic_module_callback_"):
-                entry = found.setdefault(callee.removeprefix("envoy_dynamic_module_callback_"),
-                                         {"calls": 0, "instructions": 0})
-                entry["calls"] += calls
-                entry["instructions"] += int(cost[1])
+        parts = line.split()
+        if len(parts) >= 2 and (line[:1].isdigit() or line[:1] in "+-*"):
+            costs.append(Cost(obj, function, callee if calls is not None else None, calls, int(parts[1])))
             calls = None
+    return costs
+
+
+def guest_code(costs: list[Cost]) -> int:
+    """Instructions spent in the compiled Wasm guest itself: the own cost of the anonymous code above
+    JIT_CODE_FLOOR."""
+    return sum(c.instructions for c in costs if c.callee is None and c.obj == "???"
+               and c.function.startswith("0x") and int(c.function, 16) >= JIT_CODE_FLOOR)
+
+
+def abi_calls(costs: list[Cost]) -> dict[str, dict[str, int]]:
+    """Per dynamic-module callback Envoy exports (`envoy_dynamic_module_callback_*`): how often the module called
+    it and the instructions those calls cost, inclusive, read from the dump's call records."""
+    found: dict[str, dict[str, int]] = {}
+    for c in costs:
+        if c.callee and c.callee.startswith(CALLBACK_PREFIX):
+            entry = found.setdefault(c.callee.removeprefix(CALLBACK_PREFIX), {"calls": 0, "instructions": 0})
+            entry["calls"] += c.calls or 0
+            entry["instructions"] += c.instructions
     return found
 
 
@@ -166,10 +169,11 @@ def measure(requests: int) -> dict:
             subprocess.run([*control, "--dump", str(envoy.process.pid)], check=True, capture_output=True)
             dump = Path(f"{out}.{index}")
             total, module = totals(dump)
+            costs = cost_lines(dump)
             results[name] = {"instructions_per_request": total / requests, "in_module_per_request": module / requests,
-                             "in_wasm_guest_per_request": guest_code(dump) / requests,
+                             "in_wasm_guest_per_request": guest_code(costs) / requests,
                              "abi_calls_per_request": {callback: {key: value / requests for key, value in c.items()}
-                                                       for callback, c in abi_calls(dump).items()}}
+                                                       for callback, c in abi_calls(costs).items()}}
             print(f"  {name}: {total / requests:,.0f} instructions/request", flush=True)
     finally:
         envoy.stop()

@@ -65,11 +65,12 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     tails_equal && a_words.zip(b_words).all(|(x, y)| word(x) == word(y))
 }
 
+/// An eight-byte chunk as one load. Converting to an array of known length, not `copy_from_slice`, whose
+/// length the size-optimised build does not know: it became a `memory.copy` per word, each a call out of V8's
+/// compiled code (about 50 instructions of Envoy's per word, 1,280 per 10 KiB document).
 #[inline(always)]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(bytes);
-    u64::from_le_bytes(w)
+fn word(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
 }
 
 #[cfg(test)]

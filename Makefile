@@ -48,7 +48,7 @@ WASM_OPT := node $(WASM_OPT_JS)
 CSP_EVALUATOR := tools/csp-evaluator/node_modules/csp_evaluator/package.json
 OBSERVATORY := tools/observatory/node_modules/@mdn/mdn-http-observatory/package.json
 # The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
-BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
+BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik hold-floor-envoy
 # One of them, the http-wasm guest that does nothing, is also the floor tests/e2e/test_traefik_reloads.py holds the
 # plugin's memory per reload against.
 MINIMAL_GUEST := target/bench/$(TARGET)/release/bench_empty_http_wasm.wasm
@@ -234,7 +234,9 @@ demo-traefik: build $(CLI) venv certs
 
 ## bench: every variant side by side in one run (minutes); writes bench/results.json and BENCHMARKS.md
 ## (BENCH_ARGS="--only envoy" or "--only traefik" measures one host alone and prints its table without writing either);
-## then Traefik under Pangolin at scale (bench/traefik_scale.py, SCALE_ARGS; its own section of BENCHMARKS.md)
+## then Traefik under Pangolin at scale (bench/traefik_scale.py, SCALE_ARGS; its own section of BENCHMARKS.md), and
+## instructions per request under callgrind: Envoy's variants, its in-stream hashed document against the hold floor,
+## and Traefik's variants (bench/envoy_instructions.py, envoy_hold_instructions.py, traefik_instructions.py)
 bench: build $(CLI) venv
 	@command -v wrk >/dev/null && command -v hey >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey valgrind >/dev/null; }
 	@for filter in $(BENCH_FILTERS); do \
@@ -244,6 +246,8 @@ bench: build $(CLI) venv
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/traefik_scale.py $(SCALE_ARGS)
 	$(PY) bench/envoy_instructions.py
+	$(PY) bench/envoy_hold_instructions.py
+	$(PY) bench/traefik_instructions.py
 
 ## soak: 1,000,000 requests (normal traffic and hostile CSP reports) through Envoy; memory must stay flat (minutes)
 soak: $(ALLOC_COUNT_WASM) venv

@@ -178,9 +178,10 @@ def steal_ticks() -> int:
     return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
 
 
-def fetch_headers(port: int, host: str = HOST, headers: dict[str, str] | None = None) -> dict[str, str]:
+def fetch_headers(port: int, host: str = HOST, headers: dict[str, str] | None = None,
+                  timeout: float = 5) -> dict[str, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host, **(headers or {})})
-    with urllib.request.urlopen(request, timeout=5) as r:
+    with urllib.request.urlopen(request, timeout=timeout) as r:
         return {k.lower(): v for k, v in r.getheaders() if k.lower() not in ("date", "content-length")}
 
 

@@ -1,18 +1,32 @@
 """Traefik's Wasm runtime and the bulk-memory instructions (README, "Traefik's Wasm runtime and bulk memory").
 
-Traefik 3.7 runs guests on wazero v1.8.0, which breaks when a guest grows its memory, calls the host and then runs
-memory.copy or memory.fill: the first hashed document bigger than the guest's free heap crashed the plugin instance
-("out of bounds memory access"), or Traefik itself ("fatal error: unsafe.Slice: len out of range"). Rust's
-allocator grows memory and its memcpy is memory.copy, so any allocation in a request could meet it. The Traefik
-builds are therefore lowered to plain loads and stores by Binaryen (Makefile, WASM_OPT_PASSES_http-wasm); the Envoy
-build, on V8, keeps the instructions.
+Traefik 3.7.15 runs guests on wazero v1.8.0 and is built with Go 1.26. wazero's amd64 compiler turns memory.copy
+and memory.fill into calls to Go's runtime.memmove and counts on memmove to keep RDX, a register wazero's code keeps
+values in across calls (internal/engine/wazevo/backend/isa/amd64/abi.go: RDX is callee-saved; machine.go
+lowerCall releases only XMM0-15 around memmove). Since Go 1.24 memmove's REP MOVSQ path writes RDX (the address of
+the last word); Go takes that path for a forward copy of 2 KiB or more to a 16-byte aligned address when
+runtime.memmoveBits has repmovsPreferred, which Go sets on Intel CPUs with ERMS and FSRM. wazero v1.9.0 fixed it
+(#2378, "reserve dx when calling memmove to support go 1.24"). So on such a CPU a guest loses whatever sat in RDX:
+memory.fill's loop bound (the loop then copies on through Go's heap until it faults: "fatal error: fault", or
+"unsafe.Slice: len out of range" from the traceback), or the module context pointer (a fault in compiled code);
+on other CPUs (AMD's, Intel's without FSRM) nothing happens. That is why the crash came and went between machines.
+Rust's memcpy is memory.copy, so the Traefik builds are lowered to plain loads and stores by Binaryen (Makefile,
+WASM_OPT_PASSES_http-wasm); the Envoy build, on V8, keeps the instructions.
+
+guests/grow_call_copy.wat shows the loss without crashing: a loop counter that wazero keeps in RDX across one
+memory.copy, checked afterwards and reported in a response header. Which path memmove takes is read from the
+running Traefik (runtime.memmoveBits), and a second Traefik is given the Intel path by setting that bit in its
+memory before it serves anything, so that the fault is shown on every machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
 import subprocess
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -21,14 +35,15 @@ import pytest
 from secure_headers_harness.http_client import request
 from secure_headers_harness.paths import HTTP_WASM_DIR, PROXY_WASM, ROOT, work_dir
 from secure_headers_harness.served import serve_in_thread
-from secure_headers_harness.traefik import Traefik
+from secure_headers_harness.traefik import Traefik, traefik_binary
 
 BINARYEN = ROOT / "tools" / "binaryen" / "node_modules" / "binaryen" / "bin"
-GUEST = Path(__file__).with_name("guests") / "grow_call_fill.wat"
+GUEST = Path(__file__).with_name("guests") / "grow_call_copy.wat"
 TRAP_HTTP_WASM = ROOT / "dist" / "trap-http-wasm" / "secure_headers.wasm"
 POLICY = json.dumps({"rules": [{"name": "immich", "match": {"hosts": ["immich.test"]}, "presets": ["immich"],
                                 "inline_script_hashes": {}}]})
 DOCUMENT = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+AVX_SUPPORTED, REPMOVS_PREFERRED = 1, 2  # runtime.memmoveBits (Go's runtime/cpuflags_amd64.go)
 
 
 def binaryen(tool: str, *args: str) -> str:
@@ -51,30 +66,127 @@ def guest_folder(wat: str, name: str) -> Path:
     return folder
 
 
-def test_traefik_dies_on_memory_fill_after_a_grow_and_a_host_call(built_modules, upstream):
-    """What the host cannot do, asserted: if this starts passing, Traefik's wazero was fixed (see the module's
-    docstring) and the lowering can be reconsidered."""
-    crashing = Traefik(POLICY, upstream.port, plugin_dir=guest_folder(GUEST.read_text(), "bulk-fill"),
-                       companion=False)
-    # Corrupted memory fails in more than one way. Usually Traefik dies with Go's "fatal error" (exit status 2);
-    # under load it has also died with nothing more in its log, or stayed up without the router ever answering.
-    # What holds every time: the guest is never served.
-    with pytest.raises(RuntimeError, match="exited|not answering") as failed:
-        crashing.start(timeout=15)
-    crashing.stop()
-    code, log = crashing.process.returncode, crashing.log()
-    if "exited" in str(failed.value):
-        assert code != 0, log[-2000:]
-        assert "fatal error" in log or code < 0 or code == 2, f"exit {code}: {log[-2000:]}"
+def elf_sections(binary: Path) -> dict[str, tuple[int, int, int]]:
+    """name -> (address, file offset, size) of a 64-bit little-endian ELF's sections."""
+    data = binary.read_bytes()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names = headers[shstrndx][4]
+    return {data[names + h[0]:data.index(b"\0", names + h[0])].decode(): (h[3], h[4], h[5]) for h in headers}
 
 
-def test_the_same_guest_with_a_plain_store_is_served(built_modules, upstream):
-    """The control: the same grow and host call, then an i32.store instead of memory.fill."""
-    wat = GUEST.read_text().replace("(memory.fill (i32.const 1024) (i32.const 1) (i32.const 4096))",
-                                    "(i32.store (i32.const 1024) (i32.const 1))")
-    assert "(memory.fill" not in wat and "(i32.store" in wat
-    with Traefik(POLICY, upstream.port, plugin_dir=guest_folder(wat, "bulk-store"), companion=False) as served:
-        assert request(served.ports["http"], "/api/server/ping", host="immich.test").status == 200
+def memmove_bits_address(binary: Path) -> int:
+    """Where the (static, non-PIE) Traefik binary keeps runtime.memmoveBits: the operand of memmove's
+    `MOVB runtime·memmoveBits(SB), AL` (8a 05 rel32), memmove found by name in .gopclntab (Go 1.20+ layout:
+    pcHeader, then functab {entryoff, funcoff} pairs; Go 1.26 leaves the text start to the runtime)."""
+    data = binary.read_bytes()
+    sections = elf_sections(binary)
+    _, offset, size = sections[".gopclntab"]
+    tab = data[offset:offset + size]
+    assert struct.unpack_from("<I", tab)[0] == 0xFFFFFFF1, "not a Go 1.20+ pclntab"
+    nfunc, _, text_start, funcname_off, _, _, _, pcln_off = struct.unpack_from("<qQQQQQQQ", tab, 8)
+    text_start = text_start or sections[".text"][0]
+    for i in range(nfunc):
+        entry_off, func_off = struct.unpack_from("<II", tab, pcln_off + 8 * i)
+        name_at = funcname_off + struct.unpack_from("<i", tab, pcln_off + func_off + 4)[0]
+        if tab[name_at:tab.index(b"\0", name_at)] == b"runtime.memmove":
+            entry = text_start + entry_off
+            break
+    else:
+        raise AssertionError(f"{binary}: no runtime.memmove")
+    text_address, text_offset, _ = sections[".text"]
+    code = data[text_offset + entry - text_address:text_offset + entry - text_address + 256]
+    at = code.index(b"\x8a\x05")
+    return entry + at + 6 + struct.unpack_from("<i", code, at + 2)[0]
+
+
+def memmove_bits(pid: int, address: int, set_bits: int = 0) -> int:
+    """runtime.memmoveBits of the running process (after OR-ing `set_bits` into it)."""
+    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+        mem.seek(address)
+        bits = mem.read(1)[0]
+        if set_bits:
+            mem.seek(address)
+            mem.write(bytes([bits | set_bits]))
+            mem.seek(address)
+            bits = mem.read(1)[0]
+    return bits
+
+
+class TraefikOnIntelMemmove(Traefik):
+    """Traefik whose Go runtime takes memmove's REP MOVSQ path, as it does on an Intel CPU with ERMS and FSRM:
+    repmovsPreferred is set in runtime.memmoveBits once the binary is executing and before anything is served (Go's
+    init only ORs its own bits in). REP MOVSQ runs on any x86-64 CPU; only Go's choice of it is forced."""
+
+    def spawn(self, args: list[str]):
+        process = super().spawn(args)
+        binary = os.path.realpath(args[0])
+        deadline = time.monotonic() + 10
+        while os.path.realpath(f"/proc/{process.pid}/exe") != binary:  # still the fork, before exec
+            assert time.monotonic() < deadline and process.poll() is None, "traefik did not start"
+            time.sleep(0.01)
+        memmove_bits(process.pid, memmove_bits_address(Path(binary)), REPMOVS_PREFERRED)
+        return process
+
+
+def guest_report(traefik: Traefik) -> tuple[str | None, str | None]:
+    """The guest's two headers on a request through the plugin: (registers, copy)."""
+    reply = request(traefik.ports["http"], "/api/server/ping", host="immich.test")
+    assert reply.status == 200, reply
+    return reply.one("x-guest-registers"), reply.one("x-guest-copy")
+
+
+def with_plain_stores(wat: str) -> str:
+    """The same guest with the copy's two checked words moved by i32.load/i32.store instead of memory.copy."""
+    copy = "(memory.copy (i32.const 8192) (i32.const 1024) (local.get $size))"
+    stores = ("(i32.store (i32.const 8192) (i32.load (i32.const 1024)))\n"
+              "     (i32.store (i32.add (i32.const 8188) (local.get $size))"
+              " (i32.load (i32.add (i32.const 1020) (local.get $size))))")
+    assert wat.count(copy) == 1
+    plain = wat.replace(copy, stores)
+    module = plain.split("(module", 1)[1]
+    assert "memory.copy" not in module and "memory.fill" not in module
+    return plain
+
+
+@pytest.fixture(scope="module")
+def memmove_address() -> int:
+    return memmove_bits_address(Path(os.path.realpath(traefik_binary())))
+
+
+def test_traefik_loses_a_register_across_memory_copy_where_go_prefers_rep_movs(built_modules, upstream,
+                                                                               memmove_address):
+    """What the host cannot do, asserted on every machine: with Go's REP MOVSQ memmove (Intel, ERMS and FSRM; forced
+    here), a value the guest kept across memory.copy is lost, while the copied bytes land. If this starts failing
+    because the value is kept, Traefik's wazero was fixed (v1.9.0+) and the lowering can be reconsidered."""
+    with TraefikOnIntelMemmove(POLICY, upstream.port, plugin_dir=guest_folder(GUEST.read_text(), "bulk-copy-rep"),
+                               companion=False) as traefik:
+        bits = memmove_bits(traefik.process.pid, memmove_address)
+        assert bits & REPMOVS_PREFERRED, bits
+        assert guest_report(traefik) == ("lost", "landed"), traefik.log()[-2000:]
+        assert guest_report(traefik) == ("lost", "landed"), "a second request, on a grown instance"
+
+
+def test_traefik_keeps_the_register_as_its_go_runtime_chose_on_this_cpu(built_modules, upstream, memmove_address):
+    """Unforced: the loss happens exactly when Go chose the REP MOVSQ path on this CPU (read from the running
+    process), so the same module works on one machine and breaks on the next."""
+    with Traefik(POLICY, upstream.port, plugin_dir=guest_folder(GUEST.read_text(), "bulk-copy"),
+                 companion=False) as traefik:
+        bits = memmove_bits(traefik.process.pid, memmove_address)
+        expected = "lost" if bits & REPMOVS_PREFERRED else "kept"
+        for _ in range(2):  # the second on an instance whose memory grew again
+            assert guest_report(traefik) == (expected, "landed"), f"memmoveBits {bits}: {traefik.log()[-2000:]}"
+
+
+def test_the_same_guest_with_plain_stores_keeps_its_registers(built_modules, upstream):
+    """The control, on the forced REP MOVSQ path too: the same grow, host call and loop with loads and stores
+    instead of memory.copy keep every value, and the words land."""
+    wat = with_plain_stores(GUEST.read_text())
+    with TraefikOnIntelMemmove(POLICY, upstream.port, plugin_dir=guest_folder(wat, "bulk-store"),
+                               companion=False) as traefik:
+        for _ in range(2):
+            assert guest_report(traefik) == ("kept", "landed"), traefik.log()[-2000:]
 
 
 @pytest.mark.parametrize("module, expected", [(HTTP_WASM_DIR / "secure_headers.wasm", "none"),

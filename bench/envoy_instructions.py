@@ -54,16 +54,17 @@ def plan(workdir: Path) -> dict[str, list[dict]]:
             OURS: [run.wasm_filter("ours", run.OURS, run.IMMICH)]}
 
 
-def get(port: int, count: int) -> None:
-    """`count` GETs on one keep-alive connection; every answer must be 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+def get(port: int, count: int, host: str = run.HOST, headers: dict[str, str] | None = None, timeout: float = 120,
+        body_bytes: int | None = None) -> None:
+    """`count` GETs on one keep-alive connection; every answer must be 200 (with `body_bytes` of body, if given)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         for _ in range(count):
-            connection.request("GET", "/", headers={"Host": run.HOST})
+            connection.request("GET", "/", headers={"Host": host, **(headers or {})})
             response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"port {port} answered {response.status}")
+            body = response.read()
+            if response.status != 200 or body_bytes is not None and len(body) != body_bytes:
+                raise RuntimeError(f"port {port} ({host}) answered {response.status} with {len(body)} bytes")
     finally:
         connection.close()
 

@@ -26,7 +26,6 @@ filters call-floor-traefik and empty-http-wasm built (`cargo build --release --l
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import subprocess
 import time
@@ -173,20 +172,6 @@ def require_identical(ports: dict[str, int], held: dict, streamed: dict) -> None
         raise RuntimeError("the plugin answers a document otherwise than a request without Fetch Metadata")
 
 
-def get(port: int, host: str, headers: dict[str, str], count: int) -> None:
-    """`count` GETs on one keep-alive connection; every answer must be 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PATIENCE)
-    try:
-        for _ in range(count):
-            connection.request("GET", "/", headers={"Host": host, **headers})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"{host} answered {response.status}")
-    finally:
-        connection.close()
-
-
 def address(function: str) -> int | None:
     """The address callgrind names a function of a stripped object by ("0x...", with "'2" for a recursion
     level), or None."""
@@ -287,14 +272,14 @@ def measure(requests: int, valgrind: list[str], workdir: Path) -> dict:
             print("  the native middleware, the call floors and the plugin produce identical headers; measuring",
                   flush=True)
             for name, (_, headers) in targets.items():  # every guest compiled and instantiated before the maps are read
-                get(ports[name], run.HOST, headers, 2)
+                ei.get(ports[name], 2, headers=headers, timeout=PATIENCE)
             mappings = anonymous_mappings(pid)
             (workdir / "maps").write_text(Path(f"/proc/{pid}/maps").read_text())
             for index, (name, (_, headers)) in enumerate(targets.items(), start=1):
-                get(ports[name], run.HOST, headers, WARM_UP)
+                ei.get(ports[name], WARM_UP, headers=headers, timeout=PATIENCE)
                 subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
                 began = time.monotonic()
-                get(ports[name], run.HOST, headers, requests)
+                ei.get(ports[name], requests, headers=headers, timeout=PATIENCE)
                 subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
                 dump = Path(f"{out}.{index}")
                 total, _ = ei.totals(dump)

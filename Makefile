@@ -48,7 +48,7 @@ WASM_OPT := node $(WASM_OPT_JS)
 CSP_EVALUATOR := tools/csp-evaluator/node_modules/csp_evaluator/package.json
 OBSERVATORY := tools/observatory/node_modules/@mdn/mdn-http-observatory/package.json
 # The benchmark's comparison filters under bench/filters/, each a crate of its own (bench/run.py says what each is).
-BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik hold-floor-envoy
+BENCH_FILTERS := empty naive empty-http-wasm call-floor-envoy call-floor-traefik
 # One of them, the http-wasm guest that does nothing, is also the floor tests/e2e/test_traefik_reloads.py holds the
 # plugin's memory per reload against.
 MINIMAL_GUEST := target/bench/$(TARGET)/release/bench_empty_http_wasm.wasm

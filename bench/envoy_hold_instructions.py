@@ -6,12 +6,11 @@ Every variant proxies document navigations (Sec-Fetch-Dest: document) to a real 
 
 - call floor: bench/filters/call-floor-envoy, writing the very headers secure-headers' in-stream path writes on
   this page (its hashed CSP included) at the response headers: one read of each header map, one call per write.
-- request-edits floor: bench/filters/hold-floor-envoy with "hold": false: the call floor plus the request edits
-  the in-stream path makes (DOCUMENT_REQUEST_EDITS: accept-encoding replaced, if-none-match and
-  if-modified-since removed).
-- hold floor: bench/filters/hold-floor-envoy: the same calls, but the response headers paused, the body paused
-  until its end (Envoy buffers it), read once whole into the guest, then the writes and Continue. Exactly the
-  host calls the in-stream hashed path needs, with no scan, hash or comparison.
+- request-edits floor: the call floor configured with the request edits the in-stream path makes
+  (DOCUMENT_REQUEST_EDITS: accept-encoding replaced, if-none-match and if-modified-since removed).
+- hold floor: the call floor with the request edits and "hold": true: the same calls, but the response headers
+  paused, the body paused until its end (Envoy buffers it), read once whole into the guest, then the writes and
+  Continue. Exactly the host calls the in-stream hashed path needs, with no scan, hash or comparison.
 
 So "hold floor - call floor" is what holding the headers, buffering the body, the body callbacks, copying the
 body into the guest and the request edits cost the host and the ABI alone, and "hold floor - request-edits floor"
@@ -21,14 +20,13 @@ probe that teaches the filter the path; it is sent before the warm-up).
 
 Writes bench/envoy_hold_instructions.json and its section of BENCHMARKS.md; `make bench` runs it. Alone: `.venv/bin/python bench/envoy_hold_instructions.py
 [--requests N]` (the bench filters built first: `cargo build --release --target wasm32-wasip1 --manifest-path
-bench/filters/<name>/Cargo.toml --target-dir target/bench` for call-floor-envoy and hold-floor-envoy).
+bench/filters/call-floor-envoy/Cargo.toml --target-dir target/bench`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
 import shutil
 import subprocess
@@ -40,11 +38,9 @@ import envoy_instructions as ei
 import run
 from benchmarks_md import include_section
 from secure_headers_harness.envoy import DOCUMENT_PATH_LINES, StaticEnvoy, envoy_executable
-from secure_headers_harness.paths import BENCH_FILTERS
 from secure_headers_harness.processes import free_port
 
 BENCH = Path(__file__).resolve().parent
-HOLD_FLOOR_ENVOY = BENCH_FILTERS / "bench_hold_floor_envoy.wasm"
 DOCUMENT = {"Sec-Fetch-Dest": "document"}
 # src/inline_script_hashes/hashed_csp.rs, DOCUMENT_REQUEST_EDITS: what the in-stream path does to the request.
 REQUEST_EDITS = {"request_replace": [["accept-encoding", "identity"]],
@@ -73,18 +69,8 @@ def headers_of(port: int) -> dict[str, str]:
 
 
 def get_documents(port: int, count: int) -> None:
-    """ei.get with the document navigation's request headers: `count` GETs on one keep-alive connection, every
-    answer a 200 with the whole 10 KiB page."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    try:
-        for _ in range(count):
-            connection.request("GET", "/", headers={"Host": run.HOST, **DOCUMENT})
-            response = connection.getresponse()
-            body = response.read()
-            if response.status != 200 or len(body) != len(run.PAGE_10K):
-                raise RuntimeError(f"port {port} answered {response.status} with {len(body)} bytes")
-    finally:
-        connection.close()
+    """`count` document navigations on one keep-alive connection, every answer a 200 with the whole 10 KiB page."""
+    ei.get(port, count, headers=DOCUMENT, timeout=300, body_bytes=len(run.PAGE_10K))
 
 
 def floor_writes(workdir: Path, page_port: int, ours: Path) -> tuple[dict, dict[str, str]]:
@@ -125,10 +111,10 @@ def plan(floor: dict, ours: Path) -> dict[str, list[dict]]:
             FETCH_PATH: [run.wasm_filter("ourshashfetch", ours, run.HASHING, in_stream=False)],
             FETCH_PATH_CHANGING: [run.wasm_filter("ourshashfetchchanging", ours, run.HASHING, in_stream=False)],
             CALL_FLOOR: [run.wasm_filter("callfloor", run.CALL_FLOOR_ENVOY, json.dumps(floor))],
-            EDITS_FLOOR: [shared_vm(run.wasm_filter("editsfloor", HOLD_FLOOR_ENVOY,
+            EDITS_FLOOR: [shared_vm(run.wasm_filter("editsfloor", run.CALL_FLOOR_ENVOY,
                                                     json.dumps({**floor, **REQUEST_EDITS, "hold": False})),
                                     "holdfloor")],
-            HOLD_FLOOR: [run.wasm_filter("holdfloor", HOLD_FLOOR_ENVOY,
+            HOLD_FLOOR: [run.wasm_filter("holdfloor", run.CALL_FLOOR_ENVOY,
                                          json.dumps({**floor, **REQUEST_EDITS, "hold": True}))]}
 
 
@@ -199,7 +185,7 @@ def guest_calls(costs: list[ei.Cost]) -> dict[str, int]:
 
 # Two Envoys, one after the other, each with four Wasm VMs as bench/envoy_instructions.py's has: V8 reserves a
 # large address space per Wasm instance (three per VM here: two on the main thread, one on the worker), and under
-# valgrind a fifth VM fails ("Failed to create new Wasm instance"). The two floors built from hold-floor-envoy
+# valgrind a fifth VM fails ("Failed to create new Wasm instance"). The request-edits and hold floors
 # share one VM (same vm_config, a root context each, as Envoy runs plugins of one vm_id). Each Envoy has its own
 # "none" and secure-headers without hashing, so every figure is a difference within one process.
 GROUPS = {"in-stream": [NONE_PAGE, OURS_PAGE, IN_STREAM, CALL_FLOOR, EDITS_FLOOR, HOLD_FLOOR],
@@ -341,8 +327,8 @@ def markdown(results: dict) -> str:
         "## Envoy: the in-stream hashed document, instructions per request (callgrind)", "",
         "bench/envoy_hold_instructions.py: document navigations to a real upstream serving the 10 KiB page with two "
         "inline scripts; two Envoys under callgrind (one holds at most four Wasm VMs), each figure a difference "
-        "within one of them. The hold floor (bench/filters/hold-floor-envoy) makes exactly the host calls of the "
-        "in-stream path (request edits, headers held, body buffered and read once, the same writes) with no scan, "
+        "within one of them. The hold floor (bench/filters/call-floor-envoy with \"hold\": true) makes exactly the "
+        "host calls of the in-stream path (request edits, headers held, body buffered and read once, the same writes) with no scan, "
         "hash or comparison.", "", report(results), "",
         f"Hashing the page in-stream adds {f['a_in_stream_unchanged_minus_no_hashing']:,.0f} instructions over the "
         f"same filter without hashing when the page is the one before (compared, not scanned), and "

@@ -45,9 +45,10 @@ pub use config::traefik_options::{
     policy_from_options, policy_text, traefik_options, OnInvalidPolicy, TraefikOptions,
 };
 pub use decision::delivery::{is_document_navigation, Delivery};
-pub use decision::request_facts::RequestFacts;
+pub use decision::request_facts::{RequestFacts, RuleSet};
 pub use error::ConfigError;
 pub use host::{RequestView, ResponseHeaders};
+pub use http_bytes::{same_bytes, status_code};
 pub use identity::load_identity;
 pub use in_memory::{InMemoryRequest, InMemoryResponse};
 pub use inline_script_hashes::document::{DocumentHold, HoldLimits};

@@ -3,7 +3,7 @@
 
 use crate::document_scripts;
 use crate::exchange::{decide, streamed_on_traefik, Request, Response, Style};
-use secure_headers::{Delivery, Policy};
+use secure_headers::{Delivery, Policy, RuleSet};
 use secure_headers::{Rule, WriteMode};
 use std::fmt::Write as _;
 
@@ -207,8 +207,8 @@ fn replaced_reason(rule: &Rule, name: &str) -> String {
     }
 }
 
-fn no_rule_reason(policy: &Policy, candidates: u128) -> String {
-    if candidates == 0 {
+fn no_rule_reason(policy: &Policy, candidates: RuleSet) -> String {
+    if candidates.is_empty() {
         return "no rule applies: no rule's host and path conditions hold; the response passes untouched\n"
             .to_string();
     }
@@ -216,7 +216,7 @@ fn no_rule_reason(policy: &Policy, candidates: u128) -> String {
         .rules
         .iter()
         .enumerate()
-        .filter(|(i, _)| candidates & (1u128 << i) != 0)
+        .filter(|(i, _)| candidates.contains(*i))
         .map(|(_, r)| &*r.name)
         .collect();
     format!(

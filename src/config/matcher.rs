@@ -1,11 +1,12 @@
 //! Which requests and responses a rule applies to: host, path prefix, content type, status class.
 //! Request-side conditions are decided once when the request headers pass; response-side ones when the
-//! response headers pass. Matching only compares bytes; it never allocates.
+//! response headers pass. Matching only compares bytes; it never allocates. The matching functions are
+//! `#[inline]`, so that each host adapter's crate compiles them at its own, speed-leaning opt-level.
 
 use crate::config::schema::MatchSpec;
 use crate::config::syntax::url_path_prefix;
 use crate::error::ConfigError;
-use crate::http_bytes::strip_query;
+use crate::http_bytes::{same_ignoring_ascii_case, strip_query};
 
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -67,18 +68,23 @@ impl Matcher {
         })
     }
 
+    #[inline]
     pub fn has_request_conditions(&self) -> bool {
         !(self.hosts.is_empty() && self.paths.is_empty() && self.except_paths.is_empty())
     }
 
+    #[inline]
     pub fn has_response_conditions(&self) -> bool {
         !(self.content_types.is_empty() && self.statuses.is_empty())
     }
 
     /// Whether the host conditions hold for `authority` (which may carry a port), whatever the path.
+    #[inline]
     pub fn matches_host(&self, authority: &[u8]) -> bool {
-        let host = strip_port(authority);
-        self.hosts.is_empty() || self.hosts.iter().any(|p| p.matches(host))
+        self.hosts.is_empty() || {
+            let host = strip_port(authority);
+            self.hosts.iter().any(|p| p.matches(host))
+        }
     }
 
     pub fn has_path_conditions(&self) -> bool {
@@ -86,6 +92,7 @@ impl Matcher {
     }
 
     /// Host and path. `authority` may carry a port; `url_path` may carry a query.
+    #[inline]
     pub fn matches_request(&self, authority: Option<&[u8]>, url_path: Option<&[u8]>) -> bool {
         let path = url_path.map(strip_query).unwrap_or_default();
         let host_ok = self.matches_host(authority.unwrap_or_default());
@@ -99,6 +106,7 @@ impl Matcher {
     }
 
     /// Status and content type (the media type without parameters).
+    #[inline]
     pub fn matches_response(&self, status: u16, media_type: Option<&[u8]>) -> bool {
         let status_ok = self.statuses.is_empty() || self.statuses.iter().any(|p| p.matches(status));
         let type_ok = self.content_types.is_empty()
@@ -108,14 +116,15 @@ impl Matcher {
 }
 
 impl HostPattern {
+    #[inline]
     fn matches(&self, host: &[u8]) -> bool {
         match self {
-            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h.as_bytes()),
+            HostPattern::Exact(h) => same_ignoring_ascii_case(host, h.as_bytes()),
             HostPattern::Suffix(s) => {
                 host.len() > s.len()
                     && host
                         .get(host.len() - s.len()..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s.as_bytes()))
+                        .is_some_and(|tail| same_ignoring_ascii_case(tail, s.as_bytes()))
             }
         }
     }
@@ -140,17 +149,19 @@ impl MediaPattern {
         }
     }
 
+    #[inline]
     pub fn matches(&self, media_type: &[u8]) -> bool {
         match self {
-            MediaPattern::Exact(t) => media_type.eq_ignore_ascii_case(t.as_bytes()),
+            MediaPattern::Exact(t) => same_ignoring_ascii_case(media_type, t.as_bytes()),
             MediaPattern::AnySubtype(prefix) => media_type
                 .get(..prefix.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes())),
+                .is_some_and(|head| same_ignoring_ascii_case(head, prefix.as_bytes())),
         }
     }
 }
 
 impl StatusPattern {
+    #[inline]
     fn matches(&self, status: u16) -> bool {
         match *self {
             StatusPattern::Class(c) => status / 100 == c,

@@ -57,6 +57,7 @@ impl SchemeScope {
         self.allows(true) && other.allows(true) || self.allows(false) && other.allows(false)
     }
 
+    #[inline]
     pub fn allows(self, https: bool) -> bool {
         match self {
             SchemeScope::Any => true,

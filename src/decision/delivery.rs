@@ -7,6 +7,7 @@ use crate::config::policy::Policy;
 use crate::config::rule::WriteMode;
 use crate::decision::request_facts::RequestFacts;
 use crate::host::{RequestView, ResponseHeaders};
+use crate::http_bytes::same_ignoring_ascii_case;
 
 /// How the response to one request is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +50,14 @@ const STREAMED_DESTINATIONS: &[&[u8]] = &[
 /// other method) stream. A protocol upgrade (WebSocket) is left untouched, as in Envoy, where a 101
 /// response is never changed.
 pub fn decide(facts: &RequestFacts, request: &mut impl RequestView) -> Delivery {
-    if facts.candidate_rules == 0 || request.header("upgrade").is_some() {
+    if facts.candidate_rules.is_empty() || request.header("upgrade").is_some() {
         return Delivery::Untouched;
     }
     if facts.streaming_path
         || request.header("range").is_some()
-        || !request
-            .method()
-            .is_some_and(|m| m.eq_ignore_ascii_case(b"GET") || m.eq_ignore_ascii_case(b"HEAD"))
+        || !request.method().is_some_and(|m| {
+            same_ignoring_ascii_case(m, b"GET") || same_ignoring_ascii_case(m, b"HEAD")
+        })
     {
         return Delivery::Streamed;
     }
@@ -66,7 +67,7 @@ pub fn decide(facts: &RequestFacts, request: &mut impl RequestView) -> Delivery 
     let streamed_destination = request.header("sec-fetch-dest").is_some_and(|dest| {
         STREAMED_DESTINATIONS
             .iter()
-            .any(|d| dest.eq_ignore_ascii_case(d))
+            .any(|d| same_ignoring_ascii_case(dest, d))
     });
     if streamed_destination {
         Delivery::Streamed
@@ -86,7 +87,7 @@ pub fn write_before_upstream(
     response: &mut impl ResponseHeaders,
 ) -> Option<usize> {
     let (index, rule) = policy.rules.iter().enumerate().find(|(i, rule)| {
-        facts.candidate_rules & (1u128 << i) != 0 && !rule.matcher.has_response_conditions()
+        facts.candidate_rules.contains(*i) && !rule.matcher.has_response_conditions()
     })?;
     if rule.observe {
         return Some(index);
@@ -107,7 +108,7 @@ pub fn is_document_navigation(request: &mut impl RequestView) -> bool {
     if let Some(destination) = request.header("sec-fetch-dest") {
         return DOCUMENT_DESTINATIONS
             .iter()
-            .any(|d| destination.eq_ignore_ascii_case(d));
+            .any(|d| same_ignoring_ascii_case(destination, d));
     }
     // Browsers without Fetch Metadata: a navigation asks for HTML first.
     request.header("accept").is_some_and(|accept| {

@@ -5,11 +5,10 @@
 
 use crate::config::policy::Policy;
 use crate::config::rule::{Rule, WriteMode};
-use crate::decision::header_writes::{
-    apply_response, matching_rule, response_media_type, MEDIA_TYPE_BUF,
-};
+use crate::decision::header_writes::{apply_response, matching_rule};
 use crate::decision::request_facts::RequestFacts;
 use crate::host::ResponseHeaders;
+use crate::http_bytes::{media_type, same_ignoring_ascii_case};
 use crate::inline_script_hashes::hashed_csp::{
     Fallback, InlineScriptHashes, DOCUMENTS_HASHED, SCRIPTS_HASHED,
 };
@@ -51,9 +50,7 @@ pub enum DocumentHold {
 /// document (and should ask the upstream for it uncompressed).
 pub fn wants_document_body(policy: &Policy, facts: &RequestFacts) -> bool {
     policy.rules.iter().enumerate().any(|(i, rule)| {
-        facts.candidate_rules & (1u128 << i) != 0
-            && rule.inline_script_hashes.is_some()
-            && !rule.observe
+        facts.candidate_rules.contains(i) && rule.inline_script_hashes.is_some() && !rule.observe
     })
 }
 
@@ -186,14 +183,14 @@ fn unhashable_from_headers(
     }
     let compressed = response
         .header("content-encoding")
-        .is_some_and(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"));
+        .is_some_and(|e| !same_ignoring_ascii_case(e.trim_ascii(), b"identity"));
     compressed.then_some(Fallback::Compressed)
 }
 
 /// A 2xx `text/html` response: the only kind whose inline scripts are hashed.
 fn is_hashable_document(response: &mut impl ResponseHeaders) -> bool {
-    let mut media_buf = [0u8; MEDIA_TYPE_BUF];
-    let is_html = response_media_type(response, &mut media_buf)
-        .is_some_and(|m| m.eq_ignore_ascii_case(b"text/html"));
+    let is_html = response
+        .header("content-type")
+        .is_some_and(|t| same_ignoring_ascii_case(media_type(t), b"text/html"));
     is_html && response.status().is_some_and(|s| (200..300).contains(&s))
 }

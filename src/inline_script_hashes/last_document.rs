@@ -3,6 +3,7 @@
 //! very same bytes and Content-Type, so it is the answer the scan would give: nothing is ever allowed that the
 //! document does not run. One document per rule, at most `MAX_REMEMBERED_BYTES`, so memory stays bounded.
 
+use crate::http_bytes::same_bytes;
 use crate::inline_script_hashes::hashed_csp::Fallback;
 use std::cell::RefCell;
 
@@ -53,24 +54,6 @@ impl LastDocument {
         }
         sources
     }
-}
-
-/// Slice equality eight bytes at a time: the Wasm builds' memcmp compares a byte at a time.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a_words.remainder() == b_words.remainder();
-    tails_equal && a_words.zip(b_words).all(|(x, y)| word(x) == word(y))
-}
-
-/// An eight-byte chunk as one load. Converting to an array of known length, not `copy_from_slice`, whose
-/// length the size-optimised build does not know: it became a `memory.copy` per word, each a call out of V8's
-/// compiled code (about 50 instructions of Envoy's per word, 1,280 per 10 KiB document).
-#[inline(always)]
-fn word(bytes: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
 }
 
 #[cfg(test)]
@@ -125,20 +108,5 @@ mod tests {
             });
         }
         assert_eq!(scans.get(), 2);
-    }
-
-    #[test]
-    fn word_equality_is_slice_equality() {
-        let base: Vec<u8> = (0..=40).collect();
-        for len in 0..base.len() {
-            let a = &base[..len];
-            assert!(same_bytes(a, a));
-            for flip in 0..len {
-                let mut b = a.to_vec();
-                b[flip] ^= 1;
-                assert!(!same_bytes(a, &b), "len {len} flip {flip}");
-            }
-            assert!(!same_bytes(a, &base[..len + 1]));
-        }
     }
 }

@@ -24,7 +24,7 @@ mod exchange;
 mod pass_through;
 
 use abi::{BodyKind, HeaderKind, LogLevel, RequestOutcome};
-use exchange::{TraefikRequest, TraefikResponse};
+use exchange::{with_read_buffers, TraefikRequest};
 use pass_through::PassThroughNotice;
 use secure_headers::{
     load_identity, policy_text, traefik_options, Admission, CollectorReply, CounterBook, Delivery,
@@ -78,10 +78,10 @@ fn remember_held(facts: RequestFacts) -> u32 {
 
 /// The facts `handle_request` kept under `context`, once; read again from the request if this instance does
 /// not have them (a host that hands the response to another instance).
-fn held_facts(policy: &Policy, context: u32) -> RequestFacts {
+fn held_facts(policy: &Policy, context: u32, request: &mut TraefikRequest) -> RequestFacts {
     match HELD_REQUEST.with(Cell::take) {
         Some((kept, facts)) if kept == context => facts,
-        _ => policy.inspect_request(&mut TraefikRequest::default()),
+        _ => policy.inspect_request(request),
     }
 }
 
@@ -212,50 +212,52 @@ pub extern "C" fn handle_request() -> i64 {
             note_pass_through();
             return next.packed();
         };
-        let mut request = TraefikRequest::default();
-        #[cfg(feature = "trap-test")]
-        secure_headers::trap_test::trap_if_asked(
-            request
-                .header(secure_headers::trap_test::TRAP_HEADER)
-                .is_some(),
-        );
-        if let Some(collector) = &policy.report_collector {
-            let (_, path) = request.host_and_path();
-            if path.is_some_and(|p| collector.handles(p)) {
-                answer_report(collector, &mut request);
-                return RequestOutcome {
-                    call_next: false,
-                    context: 0,
+        with_read_buffers(|buffers| {
+            let (mut request, mut response) = buffers.views();
+            #[cfg(feature = "trap-test")]
+            secure_headers::trap_test::trap_if_asked(
+                request
+                    .header(secure_headers::trap_test::TRAP_HEADER)
+                    .is_some(),
+            );
+            if let Some(collector) = &policy.report_collector {
+                let (_, path) = request.host_and_path();
+                if path.is_some_and(|p| collector.handles(p)) {
+                    answer_report(collector, &mut request);
+                    return RequestOutcome {
+                        call_next: false,
+                        context: 0,
+                    }
+                    .packed();
                 }
-                .packed();
             }
-        }
-        let facts = policy.inspect_request(&mut request);
-        match policy.delivery(&facts, &mut request) {
-            Delivery::Held => {
-                abi::buffer_response();
-                if policy.wants_document_body(&facts) {
-                    // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
-                    DOCUMENT_REQUEST_EDITS.apply(
-                        &mut (),
-                        |_, name, value| abi::set_header(HeaderKind::Request, name, value),
-                        |_, name| abi::delete_header(HeaderKind::Request, name),
-                    );
+            let facts = policy.inspect_request(&mut request);
+            match policy.delivery(&facts, &mut request) {
+                Delivery::Held => {
+                    abi::buffer_response();
+                    if policy.wants_document_body(&facts) {
+                        // Scripts are hashed over the bytes as sent: ask for them uncompressed, and in full.
+                        DOCUMENT_REQUEST_EDITS.apply(
+                            &mut (),
+                            |_, name, value| abi::set_header(HeaderKind::Request, name, value),
+                            |_, name| abi::delete_header(HeaderKind::Request, name),
+                        );
+                    }
+                    RequestOutcome {
+                        call_next: true,
+                        context: remember_held(facts),
+                    }
+                    .packed()
                 }
-                RequestOutcome {
-                    call_next: true,
-                    context: remember_held(facts),
+                Delivery::Streamed => {
+                    // An observing rule writes nothing here and cannot read the response later: Traefik lets a
+                    // plugin read response headers only when it buffered the response (it panics otherwise).
+                    policy.apply_before_upstream(&facts, &mut response);
+                    next.packed()
                 }
-                .packed()
+                Delivery::Untouched => next.packed(),
             }
-            Delivery::Streamed => {
-                // An observing rule writes nothing here and cannot read the response later: Traefik lets a
-                // plugin read response headers only when it buffered the response (it panics otherwise).
-                policy.apply_before_upstream(&facts, &mut TraefikResponse::default());
-                next.packed()
-            }
-            Delivery::Untouched => next.packed(),
-        }
+        })
     })
 }
 
@@ -268,20 +270,22 @@ pub extern "C" fn handle_response(req_ctx: i32, is_error: i32) {
     }
     POLICY.with(|p| {
         if let Some(policy) = p.borrow().as_ref() {
-            let facts = held_facts(policy, context);
-            if is_error != 0 {
-                return;
-            }
-            let mut response = TraefikResponse::default();
-            with_metrics(|metrics, _| {
-                if policy.wants_response_body(&facts, &mut response) {
-                    // Reading the buffered body consumes it: it is written back unchanged.
-                    let body = abi::read_whole_body(BodyKind::Response, usize::MAX);
-                    policy.apply_document(&facts, &mut response, &body, metrics);
-                    abi::write_whole_body(BodyKind::Response, &body);
-                } else {
-                    policy.apply_response(&facts, &mut response, metrics);
+            with_read_buffers(|buffers| {
+                let (mut request, mut response) = buffers.views();
+                let facts = held_facts(policy, context, &mut request);
+                if is_error != 0 {
+                    return;
                 }
+                with_metrics(|metrics, _| {
+                    if policy.wants_response_body(&facts, &mut response) {
+                        // Reading the buffered body consumes it: it is written back unchanged.
+                        let body = abi::read_whole_body(BodyKind::Response, usize::MAX);
+                        policy.apply_document(&facts, &mut response, &body, metrics);
+                        abi::write_whole_body(BodyKind::Response, &body);
+                    } else {
+                        policy.apply_response(&facts, &mut response, metrics);
+                    }
+                });
             });
         }
     });

@@ -3,7 +3,7 @@
 //! each write hands Envoy the pre-rendered name and value to copy.
 
 use crate::abi::{self, FilterEnvoyPtr, HeaderMap};
-use secure_headers::{RequestView, ResponseHeaders};
+use secure_headers::{status_code, RequestView, ResponseHeaders};
 
 /// The request headers of one stream, during one hook.
 pub struct NativeRequest {
@@ -61,10 +61,7 @@ impl NativeResponse {
 
 impl ResponseHeaders for NativeResponse {
     fn status(&mut self) -> Option<u16> {
-        std::str::from_utf8(self.header(":status")?)
-            .ok()?
-            .parse()
-            .ok()
+        status_code(self.header(":status")?)
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {

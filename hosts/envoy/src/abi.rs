@@ -7,6 +7,7 @@
 
 use crate::guest_alloc;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status, StreamType};
+use std::ops::Range;
 
 /// Host calls return a status as a bare u32: a value outside `Status` must not become an enum.
 const OK: u32 = Status::Ok as u32;
@@ -287,24 +288,37 @@ pub fn encode_map(headers: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// The pairs of a header map in the ABI's layout (see `encode_map`), with their index; a truncated or
-/// malformed map ends early instead of reading out of bounds.
+/// malformed map ends early instead of reading out of bounds. (The filter reads maps through `map_pair_ranges`.)
+#[cfg(test)]
 pub fn map_pairs(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
-    let word = move |at: usize| -> usize {
-        bytes
-            .get(at..at + 4)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, |w: [u8; 4]| u32::from_le_bytes(w) as usize)
-    };
-    let count = word(0);
-    let mut data = 4usize.saturating_add(count.saturating_mul(8));
-    (0..count).map_while(move |i| {
-        let (name_len, value_len) = (word(4 + i * 8), word(8 + i * 8));
-        let name = bytes.get(data..data.checked_add(name_len)?)?;
-        let value_at = data.checked_add(name_len)?.checked_add(1)?;
-        let value = bytes.get(value_at..value_at.checked_add(value_len)?)?;
-        data = value_at.checked_add(value_len)?.checked_add(1)?;
-        Some((i, name, value))
+    map_pair_ranges(bytes)
+        .enumerate()
+        .map_while(|(i, (name, value))| Some((i, bytes.get(name)?, bytes.get(value)?)))
+}
+
+/// Where each pair's name and value are in a header map's bytes (`map_pairs` without the borrow).
+pub fn map_pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+    let (count, rest) = split_length(bytes).unwrap_or_default();
+    let table = rest.get(..count.saturating_mul(8)).unwrap_or_default();
+    let data_start = 4 + table.len();
+    // The lengths are read eight bytes at a time: no offset arithmetic on the table.
+    table.chunks_exact(8).scan(data_start, move |at, lengths| {
+        let (name_len, rest) = split_length(lengths)?;
+        let (value_len, _) = split_length(rest)?;
+        let name = *at..at.checked_add(name_len)?;
+        let value_start = name.end.checked_add(1)?;
+        let value = value_start..value_start.checked_add(value_len)?;
+        // Both end before the bytes do (the last value's closing NUL may be missing).
+        bytes.get(value.start.checked_sub(1)?..value.end)?;
+        *at = value.end.checked_add(1)?;
+        Some((name, value))
     })
+}
+
+/// A little-endian u32 length at the start of `bytes`, and what follows it.
+fn split_length(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (length, rest) = bytes.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*length) as usize, rest))
 }
 
 /// Reads one header map with a single host call into scratch `slot`; the bytes are borrowed from the slot
@@ -466,7 +480,11 @@ pub mod mock_host {
     ) -> u32 {
         // SAFETY: a live buffer from the guest.
         let name = unsafe { text(key, key_size) };
-        HOST.with(|h| map_of(&mut h.borrow_mut(), map).retain(|(n, _)| *n != name));
+        HOST.with(|h| {
+            let mut host = h.borrow_mut();
+            host.header_writes.push(("remove", name.clone()));
+            map_of(&mut host, map).retain(|(n, _)| *n != name)
+        });
         Status::Ok as u32
     }
 

@@ -5,79 +5,126 @@
 
 use crate::abi::{self, HeaderMapBytes};
 use proxy_wasm::types::MapType;
-use secure_headers::{RequestView, ResponseHeaders};
+use secure_headers::{same_bytes, status_code, RequestView, ResponseHeaders};
+use std::cell::Cell;
+use std::ops::Range;
 
 /// The scratch slot of each header map (two are alive at once: the request's and the response's).
 const REQUEST_SLOT: usize = 0;
 const RESPONSE_SLOT: usize = 1;
 
-/// A copy of one header map.
+/// Where one pair is in the map's bytes; a removed pair is skipped by reads.
+struct PairAt {
+    name: Range<usize>,
+    value: Range<usize>,
+    removed: bool,
+}
+
+impl PairAt {
+    fn is_named(&self, map: &[u8], name: &[u8]) -> bool {
+        // The length first: most names differ from the one asked for in length.
+        self.name.len() == name.len()
+            && map
+                .get(self.name.clone())
+                .is_some_and(|n| same_bytes(n, name))
+    }
+}
+
+thread_local! {
+    /// Each slot's pair index, kept between requests so that indexing a map allocates nothing after the first.
+    static KEPT_INDEXES: [Cell<Option<Vec<PairAt>>>; 2] = const { [const { Cell::new(None) }; 2] };
+}
+
+/// A copy of one header map, indexed once: every read is then a walk of the index, not a parse of the map.
 struct HeaderSnapshot {
     bytes: HeaderMapBytes,
+    pairs: Vec<PairAt>,
     /// The `name_bit` of every name in the map: a name whose bit is clear is not there, and is not searched for
     /// (most of the names a response gets are new to it).
     names: u64,
-    /// Bit i: pair i was removed (pairs past the 128th are never marked; removals of those are rare and the
-    /// engine never reads a header it removed).
-    removed: u128,
+    slot: usize,
 }
 
 impl HeaderSnapshot {
     fn take(map: MapType, slot: usize) -> Self {
-        Self::over(abi::read_header_map(map, slot))
+        Self::over(abi::read_header_map(map, slot), slot)
     }
 
-    fn over(bytes: HeaderMapBytes) -> Self {
-        let names =
-            abi::map_pairs(bytes.bytes()).fold(0, |names, (_, name, _)| names | name_bit(name));
+    fn over(bytes: HeaderMapBytes, slot: usize) -> Self {
+        let mut pairs = KEPT_INDEXES
+            .with(|kept| kept.get(slot).and_then(Cell::take))
+            .unwrap_or_default();
+        pairs.clear();
+        let mut names = 0;
+        let map = bytes.bytes();
+        for (name, value) in abi::map_pair_ranges(map) {
+            names |= map.get(name.clone()).map_or(0, name_bit);
+            pairs.push(PairAt {
+                name,
+                value,
+                removed: false,
+            });
+        }
         HeaderSnapshot {
             bytes,
+            pairs,
             names,
-            removed: 0,
+            slot,
         }
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
-        abi::map_pairs(self.bytes.bytes())
     }
 
     fn get(&self, name: &str) -> Option<&[u8]> {
-        if self.names & name_bit(name.as_bytes()) == 0 {
+        let name = name.as_bytes();
+        if self.names & name_bit(name) == 0 {
             return None;
         }
-        self.pairs()
-            .find(|(i, n, _)| *n == name.as_bytes() && (*i >= 128 || self.removed & (1 << i) == 0))
-            .map(|(_, _, value)| value)
+        let map = self.bytes.bytes();
+        let found = self
+            .pairs
+            .iter()
+            .find(|pair| !pair.removed && pair.is_named(map, name))?;
+        map.get(found.value.clone())
     }
 
     fn mark_removed(&mut self, name: &str) -> bool {
-        if self.names & name_bit(name.as_bytes()) == 0 {
+        let name = name.as_bytes();
+        if self.names & name_bit(name) == 0 {
             return false;
         }
+        let map = self.bytes.bytes();
         let mut found = false;
-        let mut removed = self.removed;
-        for (i, n, _) in self.pairs() {
-            if n == name.as_bytes() {
-                found = true;
-                if i < 128 {
-                    removed |= 1 << i;
-                }
+        for pair in &mut self.pairs {
+            if pair.is_named(map, name) {
+                found |= !pair.removed;
+                pair.removed = true;
             }
         }
-        self.removed = removed;
         found
     }
 
     /// Every pair as text; None when one is not UTF-8 (the SDK's calls take text).
     fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
-        self.pairs()
-            .map(|(_, name, value)| {
+        let map = self.bytes.bytes();
+        self.pairs
+            .iter()
+            .map(|pair| {
                 Some((
-                    std::str::from_utf8(name).ok()?,
-                    std::str::from_utf8(value).ok()?,
+                    std::str::from_utf8(map.get(pair.name.clone())?).ok()?,
+                    std::str::from_utf8(map.get(pair.value.clone())?).ok()?,
                 ))
             })
             .collect()
+    }
+}
+
+impl Drop for HeaderSnapshot {
+    fn drop(&mut self) {
+        let pairs = std::mem::take(&mut self.pairs);
+        KEPT_INDEXES.with(|kept| {
+            if let Some(slot) = kept.get(self.slot) {
+                slot.set(Some(pairs));
+            }
+        });
     }
 }
 
@@ -147,17 +194,14 @@ impl EnvoyResponse {
     /// The response over a header map kept from an earlier read of it (`map_bytes`), unchanged since.
     pub fn from_held(bytes: Vec<u8>) -> Self {
         EnvoyResponse {
-            headers: HeaderSnapshot::over(HeaderMapBytes::Owned(bytes)),
+            headers: HeaderSnapshot::over(HeaderMapBytes::Owned(bytes), RESPONSE_SLOT),
         }
     }
 }
 
 impl ResponseHeaders for EnvoyResponse {
     fn status(&mut self) -> Option<u16> {
-        std::str::from_utf8(self.headers.get(":status")?)
-            .ok()?
-            .parse()
-            .ok()
+        status_code(self.headers.get(":status")?)
     }
 
     fn header(&mut self, name: &str) -> Option<&[u8]> {
@@ -340,6 +384,52 @@ mod tests {
         );
         assert_eq!(found, (false, true));
         assert_eq!(host.header_writes, [("add", "y-a".to_owned())]);
+    }
+
+    #[test]
+    fn a_header_removed_twice_costs_one_host_call_and_every_pair_is_indexed() {
+        let many: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("x-{i}"), i.to_string()))
+            .collect();
+        let ((), host) = with_host(
+            |host| {
+                host.response_headers =
+                    pairs(&[(":status", "200"), ("server", "a"), ("server", "b")]);
+                host.response_headers.extend(many.iter().cloned());
+            },
+            || {
+                let mut response = EnvoyResponse::read();
+                response.remove("server");
+                response.remove("server");
+                assert_eq!(response.header("server"), None);
+                // Pairs past the 128th are read and removed like the others.
+                assert_eq!(response.header("x-199"), Some(&b"199"[..]));
+                response.remove("x-150");
+                assert_eq!(response.header("x-150"), None);
+                assert_eq!(response.header("x-151"), Some(&b"151"[..]));
+            },
+        );
+        assert_eq!(
+            host.header_writes,
+            [("remove", "server"), ("remove", "x-150")].map(|(call, name)| (call, name.to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_next_map_reuses_the_index_and_sees_only_its_own_pairs() {
+        let ((), _) = with_host(
+            |host| {
+                host.response_headers = pairs(&[(":status", "200"), ("etag", "1"), ("vary", "a")])
+            },
+            || {
+                drop(EnvoyResponse::read());
+                crate::abi::mock_host::HOST
+                    .with(|h| h.borrow_mut().response_headers = pairs(&[(":status", "304")]));
+                let mut response = EnvoyResponse::read();
+                assert_eq!(response.status(), Some(304));
+                assert_eq!(response.header("etag"), None);
+            },
+        );
     }
 
     #[test]

@@ -298,27 +298,29 @@ pub fn map_pairs(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
 
 /// Where each pair's name and value are in a header map's bytes (`map_pairs` without the borrow).
 pub fn map_pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
-    let (count, rest) = split_length(bytes).unwrap_or_default();
-    let table = rest.get(..count.saturating_mul(8)).unwrap_or_default();
-    let data_start = 4 + table.len();
-    // The lengths are read eight bytes at a time: no offset arithmetic on the table.
-    table.chunks_exact(8).scan(data_start, move |at, lengths| {
-        let (name_len, rest) = split_length(lengths)?;
-        let (value_len, _) = split_length(rest)?;
-        let name = *at..at.checked_add(name_len)?;
-        let value_start = name.end.checked_add(1)?;
-        let value = value_start..value_start.checked_add(value_len)?;
+    let count = bytes
+        .first_chunk::<4>()
+        .map_or(0, |count| u32::from_le_bytes(*count) as usize);
+    let table = bytes
+        .get(4..)
+        .and_then(|rest| rest.get(..count.saturating_mul(8)))
+        .unwrap_or_default();
+    let mut at = 4 + table.len();
+    // The lengths are read eight bytes at a time; one bounds check per pair covers its name and value.
+    table.chunks_exact(8).map_while(move |lengths| {
+        let [n0, n1, n2, n3, v0, v1, v2, v3] = <[u8; 8]>::try_from(lengths).ok()?;
+        let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
+        let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+        let name_end = at.checked_add(name_len)?;
+        let value_end = name_end.checked_add(1)?.checked_add(value_len)?;
         // Both end before the bytes do (the last value's closing NUL may be missing).
-        bytes.get(value.start.checked_sub(1)?..value.end)?;
-        *at = value.end.checked_add(1)?;
-        Some((name, value))
+        if value_end > bytes.len() {
+            return None;
+        }
+        let pair = (at..name_end, name_end + 1..value_end);
+        at = value_end + 1;
+        Some(pair)
     })
-}
-
-/// A little-endian u32 length at the start of `bytes`, and what follows it.
-fn split_length(bytes: &[u8]) -> Option<(usize, &[u8])> {
-    let (length, rest) = bytes.split_first_chunk::<4>()?;
-    Some((u32::from_le_bytes(*length) as usize, rest))
 }
 
 /// Reads one header map with a single host call into scratch `slot`; the bytes are borrowed from the slot
@@ -348,6 +350,7 @@ pub enum HeaderMapBytes {
 }
 
 impl HeaderMapBytes {
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         match self {
             HeaderMapBytes::Empty => &[],

@@ -13,14 +13,15 @@ use std::ops::Range;
 const REQUEST_SLOT: usize = 0;
 const RESPONSE_SLOT: usize = 1;
 
-/// Where one pair is in the map's bytes; a removed pair is skipped by reads.
+/// Where one pair is in the map's bytes. A removed pair's name range is emptied: no name asked for is empty,
+/// so reads skip it without a flag to test.
 struct PairAt {
     name: Range<usize>,
     value: Range<usize>,
-    removed: bool,
 }
 
 impl PairAt {
+    #[inline(always)]
     fn is_named(&self, map: &[u8], name: &[u8]) -> bool {
         // The length first: most names differ from the one asked for in length.
         self.name.len() == name.len()
@@ -59,11 +60,7 @@ impl HeaderSnapshot {
         let map = bytes.bytes();
         for (name, value) in abi::map_pair_ranges(map) {
             names |= map.get(name.clone()).map_or(0, name_bit);
-            pairs.push(PairAt {
-                name,
-                value,
-                removed: false,
-            });
+            pairs.push(PairAt { name, value });
         }
         HeaderSnapshot {
             bytes,
@@ -73,16 +70,14 @@ impl HeaderSnapshot {
         }
     }
 
+    #[inline(always)]
     fn get(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
         if self.names & name_bit(name) == 0 {
             return None;
         }
         let map = self.bytes.bytes();
-        let found = self
-            .pairs
-            .iter()
-            .find(|pair| !pair.removed && pair.is_named(map, name))?;
+        let found = self.pairs.iter().find(|pair| pair.is_named(map, name))?;
         map.get(found.value.clone())
     }
 
@@ -95,18 +90,19 @@ impl HeaderSnapshot {
         let mut found = false;
         for pair in &mut self.pairs {
             if pair.is_named(map, name) {
-                found |= !pair.removed;
-                pair.removed = true;
+                found = true;
+                pair.name.end = pair.name.start;
             }
         }
         found
     }
 
-    /// Every pair as text; None when one is not UTF-8 (the SDK's calls take text).
+    /// Every pair not removed, as text; None when one is not UTF-8 (the SDK's calls take text).
     fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
         let map = self.bytes.bytes();
         self.pairs
             .iter()
+            .filter(|pair| !pair.name.is_empty())
             .map(|pair| {
                 Some((
                     std::str::from_utf8(map.get(pair.name.clone())?).ok()?,

@@ -65,6 +65,7 @@ impl ReadBuffers {
     }
 }
 
+#[inline(always)]
 fn free_if_oversized(buffer: &mut Vec<u8>) {
     if buffer.capacity() > MAX_SPARE_BYTES {
         *buffer = Vec::new();

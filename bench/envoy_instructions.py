@@ -10,8 +10,10 @@ is idle but for its timers). "Added" is over the listener without filters. The n
 what callgrind attributes to libsecure_headers.so; a Wasm guest's own share is its compiled code (see
 `guest_code`), which tells the guest's logic apart from the host calls it makes.
 
+Each figure is the median over rounds that interleave the variants (`median_round`).
+
 Writes bench/envoy_instructions.json and its section of BENCHMARKS.md. `make bench` runs it (a few minutes);
-alone: `.venv/bin/python bench/envoy_instructions.py [--requests N]`.
+alone: `.venv/bin/python bench/envoy_instructions.py [--requests N] [--rounds R]`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import http.client
 import json
 import re
+import statistics
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -147,8 +150,23 @@ def abi_calls(costs: list[Cost]) -> dict[str, dict[str, int]]:
     return found
 
 
-def measure(requests: int) -> dict:
-    workdir = work_dir("instructions")
+def median_round(measured: list[dict]) -> dict:
+    """One variant's figures over its rounds: the median of each number, the rest (per-call tables) from the
+    round with the median total, and every round's total kept beside them. Rounds interleave the variants, so
+    that a stretch of the machine's timing (timers, the Go scheduler in Traefik) lands on all of them alike."""
+    middle = sorted(measured, key=lambda r: r["instructions_per_request"])[len(measured) // 2]
+    figures = {key: statistics.median(r[key] for r in measured)
+               for key, value in middle.items() if isinstance(value, (int, float))}
+    return middle | figures | {"rounds_instructions_per_request": [r["instructions_per_request"] for r in measured]}
+
+
+def spread(figures: dict) -> str:
+    """The lowest and highest total of a variant's rounds, for the table."""
+    totals = figures["rounds_instructions_per_request"]
+    return f"{min(totals):,.0f}-{max(totals):,.0f}"
+
+
+def measure(requests: int, rounds_count: int, workdir: Path) -> dict:
     variants = plan(workdir)
     ports = {name: free_port() for name in variants}
     out = workdir / "callgrind.out"
@@ -161,45 +179,53 @@ def measure(requests: int) -> dict:
     print("envoy under callgrind: starting (about a minute)", flush=True)
     envoy.start(timeout=900)
     control = ["callgrind_control"]
-    results = {}
+    rounds: dict[str, list[dict]] = {name: [] for name in ports}
+    dumps = 0
     try:
-        for index, (name, port) in enumerate(ports.items(), start=1):
-            get(port, WARM_UP)
-            subprocess.run([*control, "--zero", str(envoy.process.pid)], check=True, capture_output=True)
-            get(port, requests)
-            subprocess.run([*control, "--dump", str(envoy.process.pid)], check=True, capture_output=True)
-            dump = Path(f"{out}.{index}")
-            total, module = totals(dump)
-            costs = cost_lines(dump)
-            results[name] = {"instructions_per_request": total / requests, "in_module_per_request": module / requests,
-                             "in_wasm_guest_per_request": guest_code(costs) / requests,
-                             "abi_calls_per_request": {callback: {key: value / requests for key, value in c.items()}
-                                                       for callback, c in abi_calls(costs).items()}}
-            print(f"  {name}: {total / requests:,.0f} instructions/request", flush=True)
+        for round_number in range(1, rounds_count + 1):
+            print(f"  round {round_number} of {rounds_count}", flush=True)
+            for name, port in ports.items():
+                get(port, WARM_UP)
+                subprocess.run([*control, "--zero", str(envoy.process.pid)], check=True, capture_output=True)
+                get(port, requests)
+                subprocess.run([*control, "--dump", str(envoy.process.pid)], check=True, capture_output=True)
+                dumps += 1
+                dump = Path(f"{out}.{dumps}")
+                total, module = totals(dump)
+                costs = cost_lines(dump)
+                rounds[name].append({
+                    "instructions_per_request": total / requests, "in_module_per_request": module / requests,
+                    "in_wasm_guest_per_request": guest_code(costs) / requests,
+                    "abi_calls_per_request": {callback: {key: value / requests for key, value in c.items()}
+                                              for callback, c in abi_calls(costs).items()}})
+                print(f"    {name}: {total / requests:,.0f} instructions/request", flush=True)
     finally:
         envoy.stop()
+    results = {name: median_round(measured) for name, measured in rounds.items()}
     none = results[NONE]["instructions_per_request"]
     for value in results.values():
         value["added_over_none"] = value["instructions_per_request"] - none
-    return {"requests": requests, "variants": results}
+    return {"requests": requests, "rounds": rounds_count, "variants": results}
 
 
 def markdown(results: dict) -> str:
     v = results["variants"]
     native = v[HEADER_MUTATION]["added_over_none"]
     lines = ["## Envoy: instructions per request (callgrind)", "",
-             f"bench/envoy_instructions.py: one Envoy 1.40 (one worker) under valgrind's callgrind; per variant "
-             f"{results['requests']} requests on one keep-alive connection after {WARM_UP} to warm up. Instruction "
+             f"bench/envoy_instructions.py: one Envoy 1.40 (one worker) under valgrind's callgrind; per variant and "
+             f"round {results['requests']} requests on one keep-alive connection after {WARM_UP} to warm up, "
+             f"{results['rounds']} rounds over the variants in turn, each figure the median of its rounds. Instruction "
              "counts repeat within about 5% from run to run, unlike CPU time on a shared machine; they are not time (cache misses "
              "and the JIT's code quality count once per instruction), so read them beside the CPU table above.", "",
-             "| variant | instructions per request | added over none | x native header_mutation | in libsecure_headers.so "
-             "| in the Wasm guest's compiled code |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| variant | instructions per request | spread over the rounds | added over none | x native header_mutation "
+             "| in libsecure_headers.so | in the Wasm guest's compiled code |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, value in v.items():
         ratio = f"{value['added_over_none'] / native:.2f}" if name != NONE and native > 0 else ""
         own = f"{value['in_module_per_request']:,.0f}" if value["in_module_per_request"] else ""
         guest = f"{value['in_wasm_guest_per_request']:,.0f}" if value["in_wasm_guest_per_request"] else ""
-        lines.append(f"| {name} | {value['instructions_per_request']:,.0f} | {value['added_over_none']:+,.0f} | "
+        lines.append(f"| {name} | {value['instructions_per_request']:,.0f} | {spread(value)} | "
+                     f"{value['added_over_none']:+,.0f} | "
                      f"{ratio} | {own} | {guest} |")
     ours, floor = v[OURS], v[FLOOR]
     lines += ["", f"secure-headers adds {ours['added_over_none']:,.0f} instructions per request, "
@@ -227,11 +253,19 @@ def markdown(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=400, help="requests per variant in each round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every variant; medians are reported")
+    parser.add_argument("--output", type=Path, default=BENCH / "envoy_instructions.json",
+                        help="where to write the figures; BENCHMARKS.md is written only with the default")
+    parser.add_argument("--workdir", type=Path,
+                        help="an empty folder for the dumps (default: a new one under .work/, which `make e2e` clears)")
     args = parser.parse_args()
-    results = measure(args.requests)
-    (BENCH / "envoy_instructions.json").write_text(json.dumps(results, indent=1) + "\n")
-    include_section(SECTION, "bench/envoy_instructions.py", markdown(results))
+    workdir = args.workdir or work_dir("instructions")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = measure(args.requests, args.rounds, workdir)
+    args.output.write_text(json.dumps(results, indent=1) + "\n")
+    if args.output == BENCH / "envoy_instructions.json":
+        include_section(SECTION, "bench/envoy_instructions.py", markdown(results))
     print(markdown(results))
     return 0
 

@@ -4,8 +4,9 @@ method and functions), for the plugin's streamed and held paths against their ca
 One Traefik 3.7 under callgrind, one entry point per variant with one router (bench/run.py's bench_traefik
 variants that matter for the call floor), all proxying to one Envoy upstream pinned to the load CPU (bench/run.py's
 `listener`: the headers an Immich server sends). Every request carries the same Host and path, so only the
-middleware differs. Per variant: requests to warm up, the counters zeroed, N requests on one keep-alive
+middleware differs. Per variant and round: requests to warm up, the counters zeroed, N requests on one keep-alive
 connection, the counters dumped; instructions per request are the dump's total over N (every thread of Traefik).
+The rounds interleave the variants, and each figure is the median over the rounds (`median_round`).
 "Added" is over the router without middleware. Go runs with GOMAXPROCS=1, without asynchronous preemption and
 without garbage collection (GOGC=off; see TRAEFIK_ENV), and Go's scheduler is also counted apart (GO_SCHEDULER).
 
@@ -17,8 +18,8 @@ The guest's own share is the code wazero compiled from the Wasm modules (`wazero
 callgrind names "???", as Traefik is one static Go binary whose own code is all in its file. Traefik's binary is
 stripped; bench/go_symbols.py names its functions from the pclntab Go keeps.
 
-Writes bench/traefik_instructions.json and its section of BENCHMARKS.md. Alone (about 5 minutes):
-`.venv/bin/python bench/traefik_instructions.py [--requests N]`; needs `make build`, `make venv` and the bench
+Writes bench/traefik_instructions.json and its section of BENCHMARKS.md. Alone (about 8 minutes):
+`.venv/bin/python bench/traefik_instructions.py [--requests N] [--rounds R]`; needs `make build`, `make venv` and the bench
 filters call-floor-traefik and empty-http-wasm built (`cargo build --release --locked --target wasm32-wasip1
 --manifest-path bench/filters/<name>/Cargo.toml --target-dir target/bench`).
 """
@@ -246,7 +247,7 @@ def go_figures(costs: list[ei.Cost], traefik: str) -> tuple[int, int]:
     return allocations, scheduler
 
 
-def measure(requests: int, valgrind: list[str], workdir: Path) -> dict:
+def measure(requests: int, rounds_count: int, valgrind: list[str], workdir: Path) -> dict:
     upstream_port = free_port()
     upstream = run.envoy_on(run.LOAD_CPU, workdir, "envoy-upstream", [run.listener("upstream", upstream_port, [])])
     try:
@@ -265,7 +266,6 @@ def measure(requests: int, valgrind: list[str], workdir: Path) -> dict:
         started = time.monotonic()
         traefik.start(timeout=900, probe_host=run.HOST)
         print(f"  started in {time.monotonic() - started:.0f} s", flush=True)
-        results = {}
         try:
             pid = traefik.process.pid
             require_identical(ports, held, streamed)
@@ -275,27 +275,35 @@ def measure(requests: int, valgrind: list[str], workdir: Path) -> dict:
                 ei.get(ports[name], 2, headers=headers, timeout=PATIENCE)
             mappings = anonymous_mappings(pid)
             (workdir / "maps").write_text(Path(f"/proc/{pid}/maps").read_text())
-            for index, (name, (_, headers)) in enumerate(targets.items(), start=1):
-                ei.get(ports[name], WARM_UP, headers=headers, timeout=PATIENCE)
-                subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
-                began = time.monotonic()
-                ei.get(ports[name], requests, headers=headers, timeout=PATIENCE)
-                subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
-                dump = Path(f"{out}.{index}")
-                total, _ = ei.totals(dump)
-                costs = ei.cost_lines(dump)
-                guest, per_mapping = wazero_code(costs, mappings)
-                allocations, scheduler = go_figures(costs, traefik_binary())
-                results[name] = {"instructions_per_request": total / requests,
-                                 "in_wasm_guest_per_request": guest / requests,
-                                 "wasm_guest_per_mapping_per_request": {k: v / requests for k, v in per_mapping.items()},
-                                 "go_allocations_per_request": allocations / requests,
-                                 "in_go_scheduler_per_request": scheduler / requests,
-                                 "seconds": time.monotonic() - began}
-                print(f"  {name}: {total / requests:,.0f} instructions/request "
-                      f"({results[name]['in_wasm_guest_per_request']:,.0f} in wazero's code; "
-                      f"{results[name]['go_allocations_per_request']:.1f} Go allocations; "
-                      f"{results[name]['seconds']:.0f} s)", flush=True)
+            rounds: dict[str, list[dict]] = {name: [] for name in targets}
+            dumps = 0
+            for round_number in range(1, rounds_count + 1):
+                print(f"  round {round_number} of {rounds_count}", flush=True)
+                for name, (_, headers) in targets.items():
+                    ei.get(ports[name], WARM_UP, headers=headers, timeout=PATIENCE)
+                    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+                    began = time.monotonic()
+                    ei.get(ports[name], requests, headers=headers, timeout=PATIENCE)
+                    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+                    dumps += 1
+                    dump = Path(f"{out}.{dumps}")
+                    total, _ = ei.totals(dump)
+                    costs = ei.cost_lines(dump)
+                    guest, per_mapping = wazero_code(costs, mappings)
+                    allocations, scheduler = go_figures(costs, traefik_binary())
+                    rounds[name].append({
+                        "instructions_per_request": total / requests,
+                        "in_wasm_guest_per_request": guest / requests,
+                        "wasm_guest_per_mapping_per_request": {k: v / requests for k, v in per_mapping.items()},
+                        "go_allocations_per_request": allocations / requests,
+                        "in_go_scheduler_per_request": scheduler / requests,
+                        "seconds": time.monotonic() - began})
+                    last = rounds[name][-1]
+                    print(f"    {name}: {last['instructions_per_request']:,.0f} instructions/request "
+                          f"({last['in_wasm_guest_per_request']:,.0f} in wazero's code; "
+                          f"{last['go_allocations_per_request']:.1f} Go allocations; {last['seconds']:.0f} s)",
+                          flush=True)
+            results = {name: ei.median_round(measured) for name, measured in rounds.items()}
         finally:
             traefik.stop()
     finally:
@@ -305,7 +313,8 @@ def measure(requests: int, valgrind: list[str], workdir: Path) -> dict:
         value["added_over_none"] = value["instructions_per_request"] - none["instructions_per_request"]
         value["added_over_none_outside_scheduler"] = value["added_over_none"] - (
             value["in_go_scheduler_per_request"] - none["in_go_scheduler_per_request"])
-    return {"requests": requests, "warm_up": WARM_UP, "valgrind": valgrind, "env": TRAEFIK_ENV,
+    return {"requests": requests, "rounds": rounds_count, "warm_up": WARM_UP, "valgrind": valgrind,
+            "env": TRAEFIK_ENV,
             "variants": results, "ratios": ratios(results)}
 
 
@@ -323,16 +332,18 @@ def markdown(results: dict) -> str:
     lines = ["## Traefik: instructions per request (callgrind)", "",
              f"bench/traefik_instructions.py: one Traefik 3.7.15 under valgrind's callgrind (GOMAXPROCS=1, no "
              f"asynchronous preemption, no garbage collection: GOGC=off), one entry point and router per variant; "
-             f"per variant {results['requests']} requests on one keep-alive connection after {results['warm_up']} "
-             "to warm up, counted over every Traefik thread. The native middleware and the call floors produce the "
+             f"per variant and round {results['requests']} requests on one keep-alive connection after "
+             f"{results['warm_up']} to warm up, counted over every Traefik thread; {results['rounds']} rounds over "
+             "the variants in turn, each figure the median of its rounds. The native middleware and the call floors produce the "
              "very same headers as the plugin (checked under callgrind, on the routers measured, before measuring).",
              "",
-             "| variant | instructions per request | added over none | in wazero's compiled code | in Go's scheduler "
-             "| added over none, outside Go's scheduler | Go heap allocations |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| variant | instructions per request | spread over the rounds | added over none | in wazero's compiled "
+             "code | in Go's scheduler | added over none, outside Go's scheduler | Go heap allocations |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, value in v.items():
         guest = f"{value['in_wasm_guest_per_request']:,.0f}" if value["in_wasm_guest_per_request"] else ""
-        lines.append(f"| {name} | {value['instructions_per_request']:,.0f} | {value['added_over_none']:+,.0f} | "
+        lines.append(f"| {name} | {value['instructions_per_request']:,.0f} | {ei.spread(value)} | "
+                     f"{value['added_over_none']:+,.0f} | "
                      f"{guest} | {value['in_go_scheduler_per_request']:,.0f} | "
                      f"{value['added_over_none_outside_scheduler']:+,.0f} | {value['go_allocations_per_request']:.1f} |")
     lines.append("")
@@ -362,7 +373,8 @@ def markdown(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=500, help="requests per variant in each round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over every variant; medians are reported")
     parser.add_argument("--valgrind", default=" ".join(VALGRIND), help="the valgrind command and its options")
     parser.add_argument("--output", type=Path, default=BENCH / "traefik_instructions.json",
                         help="where to write the figures; BENCHMARKS.md is written only with the default")
@@ -372,7 +384,7 @@ def main() -> int:
     args = parser.parse_args()
     workdir = args.workdir or work_dir("traefik-instructions")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = measure(args.requests, args.valgrind.split(), workdir)
+    results = measure(args.requests, args.rounds, args.valgrind.split(), workdir)
     args.output.write_text(json.dumps(results, indent=1) + "\n")
     if args.output == BENCH / "traefik_instructions.json":
         include_section(SECTION, "bench/traefik_instructions.py", markdown(results))

@@ -204,7 +204,7 @@ def measure_group(workdir: Path, group: str, variants: dict[str, list[dict]], re
                         [run.static_cluster("page", page_port), run.static_cluster("pages", page_port, other_page_port)],
                         command_prefix=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"],
                         executable=envoy_executable(), workdir=folder,
-                        env={"LD_LIBRARY_PATH": str(run.ENVOY_DYNAMIC.parent)})
+                        env={"LD_LIBRARY_PATH": str(run.ENVOY_DYNAMIC.parent)}, stats_flush_on_admin=True)
     print(f"envoy under callgrind ({group}: {len(variants)} listeners): starting (a minute or more)", flush=True)
     envoy.start(timeout=1800)
     results = {}

@@ -175,7 +175,7 @@ def measure(requests: int, rounds_count: int, workdir: Path) -> dict:
     envoy = StaticEnvoy([run.listener(f"l{i}", ports[name], filters) for i, (name, filters) in enumerate(variants.items())],
                         command_prefix=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"],
                         executable=envoy_executable(), workdir=folder,
-                        env={"LD_LIBRARY_PATH": str(run.ENVOY_DYNAMIC.parent)})
+                        env={"LD_LIBRARY_PATH": str(run.ENVOY_DYNAMIC.parent)}, stats_flush_on_admin=True)
     print("envoy under callgrind: starting (about a minute)", flush=True)
     envoy.start(timeout=900)
     control = ["callgrind_control"]

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import startup
+from benchmarks_md import included_sections
 from secure_headers_harness.envoy import StaticEnvoy
 from secure_headers_harness.paths import (BENCH_FILTERS, ENVOY_DYNAMIC, HTTP_WASM_DIR as PLUGIN_DIR,
                                           PROXY_WASM as OURS, ROOT, work_dir)
@@ -764,7 +765,9 @@ def write_markdown(results: dict, path: Path) -> None:
             f"{results['module_bytes']['envoy-dynamic']:,} bytes (the native module).", ""]
     out += startup.markdown(results["load"])
     out += scan_markdown(results["scan"])
-    path.write_text("\n".join(out))
+    # The other scripts' sections (traefik_scale, the instruction counts) stay as they were.
+    kept = included_sections(path.read_text()) if path.exists() else []
+    path.write_text("\n".join(out + [f"\n{section}" for section in kept]) + "\n")
 
 
 def traefik_findings(s: dict) -> list[str]:

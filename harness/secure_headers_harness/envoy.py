@@ -223,14 +223,20 @@ class StaticEnvoy(EnvoyProcess):
     listeners: list[dict]
     clusters: list[dict] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    # Envoy merges every worker's stats every 5 s on its own; an instruction count wants none of that work
+    # landing in whichever variant's requests it falls on: then stats are flushed only when the admin asks.
+    stats_flush_on_admin: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.ports.setdefault("admin", free_port())
 
     def bootstrap(self) -> dict:
-        return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.ports["admin"]}}},
-                "static_resources": {"listeners": self.listeners, "clusters": self.clusters}}
+        config = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.ports["admin"]}}},
+                  "static_resources": {"listeners": self.listeners, "clusters": self.clusters}}
+        if self.stats_flush_on_admin:
+            config["stats_flush_on_admin"] = True
+        return config
 
 
 def without_headers_stop_iteration(config: dict) -> None:

@@ -101,10 +101,10 @@ pub fn media_type(content_type: &[u8]) -> &[u8] {
         .unwrap_or_default()
 }
 
-/// The extension of the last path segment, without the dot: `/favicon.ico?v=2` -> `ico`.
+/// The extension of the last segment of a path without its query (`strip_query`), without the dot:
+/// `/favicon.ico` -> `ico`.
 #[inline]
 pub fn path_extension(path: &[u8]) -> Option<&[u8]> {
-    let path = strip_query(path);
     let segment_start = path.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
     let segment = path.get(segment_start..)?;
     let dot = segment.iter().rposition(|b| *b == b'.')?;
@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn helpers_cut_parameters_and_queries() {
         assert_eq!(media_type(b" text/html ; charset=utf-8"), b"text/html");
-        assert_eq!(path_extension(b"/favicon.ICO?x=a.b"), Some(&b"ICO"[..]));
+        assert_eq!(
+            path_extension(strip_query(b"/favicon.ICO?x=a.b")),
+            Some(&b"ICO"[..])
+        );
         assert_eq!(path_extension(b"/a.b/c"), None);
         assert_eq!(path_extension(b"/a."), None);
         assert_eq!(strip_query(b"/a?b#c"), b"/a");

@@ -6,7 +6,7 @@
 use crate::config::schema::MatchSpec;
 use crate::config::syntax::url_path_prefix;
 use crate::error::ConfigError;
-use crate::http_bytes::{same_ignoring_ascii_case, strip_query};
+use crate::http_bytes::same_ignoring_ascii_case;
 
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -91,10 +91,10 @@ impl Matcher {
         !(self.paths.is_empty() && self.except_paths.is_empty())
     }
 
-    /// Host and path. `authority` may carry a port; `url_path` may carry a query.
+    /// Host and path. `authority` may carry a port; `path` is the request path without its query
+    /// (`strip_query`, which the caller does once for every rule).
     #[inline]
-    pub fn matches_request(&self, authority: Option<&[u8]>, url_path: Option<&[u8]>) -> bool {
-        let path = url_path.map(strip_query).unwrap_or_default();
+    pub fn matches_request(&self, authority: Option<&[u8]>, path: &[u8]) -> bool {
         let host_ok = self.matches_host(authority.unwrap_or_default());
         let path_ok =
             self.paths.is_empty() || self.paths.iter().any(|p| path.starts_with(p.as_bytes()));
@@ -228,6 +228,7 @@ fn status_pattern(field: &str, status: &str) -> Result<StatusPattern, ConfigErro
 mod tests {
     use super::*;
     use crate::config::tree_reader::TreeReader;
+    use crate::http_bytes::strip_query;
     use crate::json_tree::JsonTree;
 
     fn spec(json: &str) -> MatchSpec {
@@ -241,19 +242,20 @@ mod tests {
     #[test]
     fn hosts_exact_and_wildcard_ignore_port_and_case() {
         let m = matcher(r#"{"hosts": ["photos.example.com", "*.immich.test"]}"#);
-        assert!(m.matches_request(Some(b"Photos.Example.com:8443"), Some(b"/")));
-        assert!(m.matches_request(Some(b"a.b.immich.test"), Some(b"/")));
-        assert!(!m.matches_request(Some(b"immich.test"), Some(b"/")));
-        assert!(!m.matches_request(Some(b"evilimmich.test"), Some(b"/")));
-        assert!(!m.matches_request(None, Some(b"/")));
+        assert!(m.matches_request(Some(b"Photos.Example.com:8443"), b"/"));
+        assert!(m.matches_request(Some(b"a.b.immich.test"), b"/"));
+        assert!(!m.matches_request(Some(b"immich.test"), b"/"));
+        assert!(!m.matches_request(Some(b"evilimmich.test"), b"/"));
+        assert!(!m.matches_request(None, b"/"));
     }
 
     #[test]
     fn paths_are_prefixes_with_exclusions_and_queries_ignored() {
         let m = matcher(r#"{"paths": ["/api/"], "except_paths": ["/api/socket.io"]}"#);
-        assert!(m.matches_request(None, Some(b"/api/assets/1?key=/api/socket.io")));
-        assert!(!m.matches_request(None, Some(b"/api/socket.io/?EIO=4")));
-        assert!(!m.matches_request(None, Some(b"/share/x")));
+        let path = |p: &'static [u8]| strip_query(p);
+        assert!(m.matches_request(None, path(b"/api/assets/1?key=/api/socket.io")));
+        assert!(!m.matches_request(None, path(b"/api/socket.io/?EIO=4")));
+        assert!(!m.matches_request(None, path(b"/share/x")));
     }
 
     #[test]

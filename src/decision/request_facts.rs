@@ -47,12 +47,12 @@ pub fn inspect(policy: &Policy, request: &mut impl RequestView) -> RequestFacts 
     let mut facts = RequestFacts::default();
     {
         let (host, url_path) = request.host_and_path();
+        let bare_path = url_path.map(strip_query).unwrap_or_default();
         for (i, rule) in policy.rules.iter().enumerate() {
-            if rule.matcher.matches_request(host, url_path) {
+            if rule.matcher.matches_request(host, bare_path) {
                 facts.candidate_rules.insert(i);
             }
         }
-        let bare_path = url_path.map(strip_query).unwrap_or_default();
         facts.streaming_path = policy.rules.iter().enumerate().any(|(i, rule)| {
             facts.candidate_rules.contains(i)
                 && rule
@@ -60,7 +60,7 @@ pub fn inspect(policy: &Policy, request: &mut impl RequestView) -> RequestFacts 
                     .iter()
                     .any(|p| bare_path.starts_with(p.as_bytes()))
         });
-        if let Some(ext) = url_path.and_then(path_extension) {
+        if let Some(ext) = path_extension(bare_path) {
             facts.extension = policy
                 .extensions
                 .iter()

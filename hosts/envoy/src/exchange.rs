@@ -39,6 +39,8 @@ thread_local! {
 /// A copy of one header map, indexed once: every read is then a walk of the index, not a parse of the map.
 struct HeaderSnapshot {
     bytes: HeaderMapBytes,
+    /// `bytes.bytes()`'s start and length, taken once: every read needs them.
+    map: (*const u8, usize),
     pairs: Vec<PairAt>,
     /// The `name_bit` of every name in the map: a name whose bit is clear is not there, and is not searched for
     /// (most of the names a response gets are new to it).
@@ -49,6 +51,15 @@ struct HeaderSnapshot {
 impl HeaderSnapshot {
     fn take(map: MapType, slot: usize) -> Self {
         Self::over(abi::read_header_map(map, slot), slot)
+    }
+
+    /// The map's bytes, as `bytes.bytes()` gives them.
+    #[inline(always)]
+    fn map(&self) -> &[u8] {
+        // SAFETY: `map` was taken from `bytes.bytes()`, which `self` owns and never changes: an owned map's heap
+        // buffer does not move with the snapshot, and a scratch slot is rewritten only by the next read of that
+        // slot, after this snapshot is gone (HeaderMapBytes::bytes).
+        unsafe { std::slice::from_raw_parts(self.map.0, self.map.1) }
     }
 
     fn over(bytes: HeaderMapBytes, slot: usize) -> Self {
@@ -62,8 +73,10 @@ impl HeaderSnapshot {
             names |= map.get(name.clone()).map_or(0, name_bit);
             pairs.push(PairAt { name, value });
         }
+        let map = (map.as_ptr(), map.len());
         HeaderSnapshot {
             bytes,
+            map,
             pairs,
             names,
             slot,
@@ -76,7 +89,7 @@ impl HeaderSnapshot {
         if self.names & name_bit(name) == 0 {
             return None;
         }
-        let map = self.bytes.bytes();
+        let map = self.map();
         let found = self.pairs.iter().find(|pair| pair.is_named(map, name))?;
         map.get(found.value.clone())
     }

@@ -28,10 +28,19 @@ fn same_length_words(
     if let (Some(a_last), Some(b_last)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
         // The last eight bytes (overlapping the last whole word unless the length is a multiple of eight),
         // then every whole word.
-        return fold(u64::from_le_bytes(*a_last)) == fold(u64::from_le_bytes(*b_last))
-            && a.chunks_exact(8)
-                .zip(b.chunks_exact(8))
-                .all(|(x, y)| word(x).map(&fold) == word(y).map(&fold));
+        if fold(u64::from_le_bytes(*a_last)) != fold(u64::from_le_bytes(*b_last)) {
+            return false;
+        }
+        // A plain loop: in the engine's size-optimised build, an iterator chain's closure stayed a call per
+        // word (about 40 instructions a word, 50,000 for a 10 KiB document compared with the last one).
+        let mut at = 0;
+        while let (Some(x), Some(y)) = (a.get(at..at + 8), b.get(at..at + 8)) {
+            if fold(word(x)) != fold(word(y)) {
+                return false;
+            }
+            at += 8;
+        }
+        return true;
     }
     if let (Some(a_first), Some(b_first), Some(a_last), Some(b_last)) = (
         a.first_chunk::<4>(),
@@ -59,12 +68,13 @@ fn ascii_lowercase_word(word: u64) -> u64 {
     word | (upper >> 2)
 }
 
-/// An eight-byte chunk as one load. Converting to an array of known length, not `copy_from_slice`, whose
-/// length the size-optimised build does not know: it became a `memory.copy` per word, each a call out of V8's
-/// compiled code (about 50 instructions of Envoy's per word, 1,280 per 10 KiB document).
+/// An eight-byte chunk (the loop above takes no other) as one load. Converting to an array of known length,
+/// not `copy_from_slice`, whose length the size-optimised build does not know: it became a `memory.copy` per
+/// word, each a call out of V8's compiled code (about 50 instructions of Envoy's per word, 1,280 per 10 KiB
+/// document). No `Option` to map: in the engine's size-optimised build that was a call per word.
 #[inline(always)]
-fn word(bytes: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
+fn word(chunk: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes)
 }
 
 /// A `:status` value as a number: ASCII digits only (no sign, no space), at most 65535.

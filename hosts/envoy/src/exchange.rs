@@ -90,8 +90,13 @@ impl HeaderSnapshot {
             return None;
         }
         let map = self.map();
-        let found = self.pairs.iter().find(|pair| pair.is_named(map, name))?;
-        map.get(found.value.clone())
+        // A plain loop rather than `find`, whose closure the size-leaning build may leave as a call per pair.
+        for pair in &self.pairs {
+            if pair.is_named(map, name) {
+                return map.get(pair.value.clone());
+            }
+        }
+        None
     }
 
     fn mark_removed(&mut self, name: &str) -> bool {

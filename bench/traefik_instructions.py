@@ -6,7 +6,8 @@ variants that matter for the call floor), all proxying to one Envoy upstream pin
 `listener`: the headers an Immich server sends). Every request carries the same Host and path, so only the
 middleware differs. Per variant and round: requests to warm up, the counters zeroed, N requests on one keep-alive
 connection, the counters dumped; instructions per request are the dump's total over N (every thread of Traefik).
-The rounds interleave the variants, and each figure is the median over the rounds (`median_round`).
+The rounds interleave the variants; several Traefik processes run one after the other (each draws its own Go map
+seeds and places for wazero's code), and each figure is the median over all their rounds (`median_round`).
 "Added" is over the router without middleware. Go runs with GOMAXPROCS=1, without asynchronous preemption and
 without garbage collection (GOGC=off; see TRAEFIK_ENV), and Go's scheduler is also counted apart (GO_SCHEDULER).
 
@@ -19,7 +20,7 @@ callgrind names "???", as Traefik is one static Go binary whose own code is all 
 stripped; bench/go_symbols.py names its functions from the pclntab Go keeps.
 
 Writes bench/traefik_instructions.json and its section of BENCHMARKS.md. Alone (about 8 minutes):
-`.venv/bin/python bench/traefik_instructions.py [--requests N] [--rounds R]`; needs `make build`, `make venv` and the bench
+`.venv/bin/python bench/traefik_instructions.py [--requests N] [--rounds R] [--processes P]`; needs `make build`, `make venv` and the bench
 filters call-floor-traefik and empty-http-wasm built (`cargo build --release --locked --target wasm32-wasip1
 --manifest-path bench/filters/<name>/Cargo.toml --target-dir target/bench`).
 """
@@ -247,75 +248,90 @@ def go_figures(costs: list[ei.Cost], traefik: str) -> tuple[int, int]:
     return allocations, scheduler
 
 
-def measure(requests: int, rounds_count: int, valgrind: list[str], workdir: Path) -> dict:
+def measure(requests: int, rounds_count: int, processes: int, valgrind: list[str], workdir: Path) -> dict:
+    """Every variant's median over the rounds of `processes` Traefik processes, one after the other: a process
+    draws its own Go map seeds and its own places for wazero's code, which moved one variant against another by
+    up to 2% between processes, more than the rounds within one moved it."""
     upstream_port = free_port()
     upstream = run.envoy_on(run.LOAD_CPU, workdir, "envoy-upstream", [run.listener("upstream", upstream_port, [])])
     try:
         bare, held, streamed = plugin_headers(workdir, upstream_port)
         middlewares, targets = variants(bare, held, streamed)
-        entry_points = {f"v{i}": free_port() for i in range(len(targets))}
-        ports = dict(zip(targets, entry_points.values()))
-        chains = {entry_point: chain for entry_point, (chain, _) in zip(entry_points, targets.values())}
-        folder = workdir / "traefik"
-        install_guests(folder)
-        out = workdir / "callgrind.out"
-        traefik = VariantsTraefik(static_config(), dynamic_config(upstream_port, middlewares, chains),
-                                  command_prefix=[*valgrind, f"--callgrind-out-file={out}"], env=TRAEFIK_ENV,
-                                  workdir=folder, entry_points=entry_points)
-        print("traefik under callgrind: starting", flush=True)
-        started = time.monotonic()
-        traefik.start(timeout=900, probe_host=run.HOST)
-        print(f"  started in {time.monotonic() - started:.0f} s", flush=True)
-        try:
-            pid = traefik.process.pid
-            require_identical(ports, held, streamed)
-            print("  the native middleware, the call floors and the plugin produce identical headers; measuring",
-                  flush=True)
-            for name, (_, headers) in targets.items():  # every guest compiled and instantiated before the maps are read
-                ei.get(ports[name], 2, headers=headers, timeout=PATIENCE)
-            mappings = anonymous_mappings(pid)
-            (workdir / "maps").write_text(Path(f"/proc/{pid}/maps").read_text())
-            rounds: dict[str, list[dict]] = {name: [] for name in targets}
-            dumps = 0
-            for round_number in range(1, rounds_count + 1):
-                print(f"  round {round_number} of {rounds_count}", flush=True)
-                for name, (_, headers) in targets.items():
-                    ei.get(ports[name], WARM_UP, headers=headers, timeout=PATIENCE)
-                    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
-                    began = time.monotonic()
-                    ei.get(ports[name], requests, headers=headers, timeout=PATIENCE)
-                    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
-                    dumps += 1
-                    dump = Path(f"{out}.{dumps}")
-                    total, _ = ei.totals(dump)
-                    costs = ei.cost_lines(dump)
-                    guest, per_mapping = wazero_code(costs, mappings)
-                    allocations, scheduler = go_figures(costs, traefik_binary())
-                    rounds[name].append({
-                        "instructions_per_request": total / requests,
-                        "in_wasm_guest_per_request": guest / requests,
-                        "wasm_guest_per_mapping_per_request": {k: v / requests for k, v in per_mapping.items()},
-                        "go_allocations_per_request": allocations / requests,
-                        "in_go_scheduler_per_request": scheduler / requests,
-                        "seconds": time.monotonic() - began})
-                    last = rounds[name][-1]
-                    print(f"    {name}: {last['instructions_per_request']:,.0f} instructions/request "
-                          f"({last['in_wasm_guest_per_request']:,.0f} in wazero's code; "
-                          f"{last['go_allocations_per_request']:.1f} Go allocations; {last['seconds']:.0f} s)",
-                          flush=True)
-            results = {name: ei.median_round(measured) for name, measured in rounds.items()}
-        finally:
-            traefik.stop()
+        rounds: dict[str, list[dict]] = {name: [] for name in targets}
+        for process in range(1, processes + 1):
+            print(f"traefik {process} of {processes}", flush=True)
+            for name, measured in measure_process(requests, rounds_count, valgrind, workdir / f"traefik-{process}",
+                                                  upstream_port, middlewares, targets, held, streamed).items():
+                rounds[name] += measured
     finally:
         upstream.stop()
+    results = {name: ei.median_round(measured) for name, measured in rounds.items()}
     none = results[NONE]
     for value in results.values():
         value["added_over_none"] = value["instructions_per_request"] - none["instructions_per_request"]
         value["added_over_none_outside_scheduler"] = value["added_over_none"] - (
             value["in_go_scheduler_per_request"] - none["in_go_scheduler_per_request"])
-    return {"requests": requests, "rounds": rounds_count, "warm_up": WARM_UP, "valgrind": valgrind,
-            "env": TRAEFIK_ENV,
-            "variants": results, "ratios": ratios(results)}
+    return {"requests": requests, "rounds": rounds_count, "processes": processes, "warm_up": WARM_UP,
+            "valgrind": valgrind, "env": TRAEFIK_ENV, "variants": results, "ratios": ratios(results)}
+
+
+def measure_process(requests: int, rounds_count: int, valgrind: list[str], workdir: Path, upstream_port: int,
+                    middlewares: dict, targets: dict, held: dict, streamed: dict) -> dict[str, list[dict]]:
+    """One Traefik under callgrind: `rounds_count` rounds over every variant, each variant's figures per round."""
+    entry_points = {f"v{i}": free_port() for i in range(len(targets))}
+    ports = dict(zip(targets, entry_points.values()))
+    chains = {entry_point: chain for entry_point, (chain, _) in zip(entry_points, targets.values())}
+    folder = workdir / "traefik"
+    workdir.mkdir(parents=True, exist_ok=True)
+    install_guests(folder)
+    out = workdir / "callgrind.out"
+    traefik = VariantsTraefik(static_config(), dynamic_config(upstream_port, middlewares, chains),
+                              command_prefix=[*valgrind, f"--callgrind-out-file={out}"], env=TRAEFIK_ENV,
+                              workdir=folder, entry_points=entry_points)
+    print("  traefik under callgrind: starting", flush=True)
+    started = time.monotonic()
+    traefik.start(timeout=900, probe_host=run.HOST)
+    print(f"  started in {time.monotonic() - started:.0f} s", flush=True)
+    rounds: dict[str, list[dict]] = {name: [] for name in targets}
+    try:
+        pid = traefik.process.pid
+        require_identical(ports, held, streamed)
+        print("  the native middleware, the call floors and the plugin produce identical headers; measuring",
+              flush=True)
+        for name, (_, headers) in targets.items():  # every guest compiled and instantiated before the maps are read
+            ei.get(ports[name], 2, headers=headers, timeout=PATIENCE)
+        mappings = anonymous_mappings(pid)
+        (workdir / "maps").write_text(Path(f"/proc/{pid}/maps").read_text())
+        dumps = 0
+        for round_number in range(1, rounds_count + 1):
+            print(f"  round {round_number} of {rounds_count}", flush=True)
+            for name, (_, headers) in targets.items():
+                ei.get(ports[name], WARM_UP, headers=headers, timeout=PATIENCE)
+                subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+                began = time.monotonic()
+                ei.get(ports[name], requests, headers=headers, timeout=PATIENCE)
+                subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+                dumps += 1
+                dump = Path(f"{out}.{dumps}")
+                total, _ = ei.totals(dump)
+                costs = ei.cost_lines(dump)
+                guest, per_mapping = wazero_code(costs, mappings)
+                allocations, scheduler = go_figures(costs, traefik_binary())
+                rounds[name].append({
+                    "instructions_per_request": total / requests,
+                    "in_wasm_guest_per_request": guest / requests,
+                    "wasm_guest_per_mapping_per_request": {k: v / requests for k, v in per_mapping.items()},
+                    "go_allocations_per_request": allocations / requests,
+                    "in_go_scheduler_per_request": scheduler / requests,
+                    "seconds": time.monotonic() - began})
+                last = rounds[name][-1]
+                print(f"    {name}: {last['instructions_per_request']:,.0f} instructions/request "
+                      f"({last['in_wasm_guest_per_request']:,.0f} in wazero's code; "
+                      f"{last['go_allocations_per_request']:.1f} Go allocations; {last['seconds']:.0f} s)",
+                      flush=True)
+    finally:
+        traefik.stop()
+    return rounds
 
 
 def ratios(v: dict) -> dict:
@@ -334,7 +350,8 @@ def markdown(results: dict) -> str:
              f"asynchronous preemption, no garbage collection: GOGC=off), one entry point and router per variant; "
              f"per variant and round {results['requests']} requests on one keep-alive connection after "
              f"{results['warm_up']} to warm up, counted over every Traefik thread; {results['rounds']} rounds over "
-             "the variants in turn, each figure the median of its rounds. The native middleware and the call floors produce the "
+             f"the variants in turn in each of {results['processes']} Traefik processes, each figure the median of "
+             "all its rounds. The native middleware and the call floors produce the "
              "very same headers as the plugin (checked under callgrind, on the routers measured, before measuring).",
              "",
              "| variant | instructions per request | spread over the rounds | added over none | in wazero's compiled "
@@ -374,7 +391,9 @@ def markdown(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per variant in each round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds over every variant; medians are reported")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over every variant in each Traefik process")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="Traefik processes one after the other; each figure is the median over all their rounds")
     parser.add_argument("--valgrind", default=" ".join(VALGRIND), help="the valgrind command and its options")
     parser.add_argument("--output", type=Path, default=BENCH / "traefik_instructions.json",
                         help="where to write the figures; BENCHMARKS.md is written only with the default")
@@ -384,7 +403,7 @@ def main() -> int:
     args = parser.parse_args()
     workdir = args.workdir or work_dir("traefik-instructions")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = measure(args.requests, args.rounds, args.valgrind.split(), workdir)
+    results = measure(args.requests, args.rounds, args.processes, args.valgrind.split(), workdir)
     args.output.write_text(json.dumps(results, indent=1) + "\n")
     if args.output == BENCH / "traefik_instructions.json":
         include_section(SECTION, "bench/traefik_instructions.py", markdown(results))

@@ -298,13 +298,7 @@ pub fn map_pairs(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
 
 /// Where each pair's name and value are in a header map's bytes (`map_pairs` without the borrow).
 pub fn map_pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
-    let count = bytes
-        .first_chunk::<4>()
-        .map_or(0, |count| u32::from_le_bytes(*count) as usize);
-    let table = bytes
-        .get(4..)
-        .and_then(|rest| rest.get(..count.saturating_mul(8)))
-        .unwrap_or_default();
+    let table = length_table(bytes);
     let mut at = 4 + table.len();
     // The lengths are read eight bytes at a time; one bounds check per pair covers its name and value.
     table.chunks_exact(8).map_while(move |lengths| {
@@ -321,6 +315,18 @@ pub fn map_pair_ranges(bytes: &[u8]) -> impl Iterator<Item = (Range<usize>, Rang
         at = value_end + 1;
         Some(pair)
     })
+}
+
+/// A header map's table of (name length, value length) pairs, eight bytes a pair; empty when the count says more
+/// pairs than the bytes hold.
+pub fn length_table(bytes: &[u8]) -> &[u8] {
+    let count = bytes
+        .first_chunk::<4>()
+        .map_or(0, |count| u32::from_le_bytes(*count) as usize);
+    bytes
+        .get(4..)
+        .and_then(|rest| rest.get(..count.saturating_mul(8)))
+        .unwrap_or_default()
 }
 
 /// Reads one header map with a single host call into scratch `slot`; the bytes are borrowed from the slot

@@ -6,51 +6,30 @@
 use crate::abi::{self, HeaderMapBytes};
 use proxy_wasm::types::MapType;
 use secure_headers::{same_bytes, status_code, RequestView, ResponseHeaders};
-use std::cell::Cell;
 use std::ops::Range;
 
 /// The scratch slot of each header map (two are alive at once: the request's and the response's).
 const REQUEST_SLOT: usize = 0;
 const RESPONSE_SLOT: usize = 1;
 
-/// Where one pair is in the map's bytes. A removed pair's name range is emptied: no name asked for is empty,
-/// so reads skip it without a flag to test.
-struct PairAt {
-    name: Range<usize>,
-    value: Range<usize>,
-}
-
-impl PairAt {
-    #[inline(always)]
-    fn is_named(&self, map: &[u8], name: &[u8]) -> bool {
-        // The length first: most names differ from the one asked for in length.
-        self.name.len() == name.len()
-            && map
-                .get(self.name.clone())
-                .is_some_and(|n| same_bytes(n, name))
-    }
-}
-
-thread_local! {
-    /// Each slot's pair index, kept between requests so that indexing a map allocates nothing after the first.
-    static KEPT_INDEXES: [Cell<Option<Vec<PairAt>>>; 2] = const { [const { Cell::new(None) }; 2] };
-}
-
-/// A copy of one header map, indexed once: every read is then a walk of the index, not a parse of the map.
+/// A copy of one header map, read where it lies: no per-pair index is built, since a read is a walk of the map's
+/// length table, most names asked for are absent (the length filter answers those), and the ones present
+/// (pseudo-headers, Content-Type) sit near the front.
 struct HeaderSnapshot {
     bytes: HeaderMapBytes,
     /// `bytes.bytes()`'s start and length, taken once: every read needs them.
     map: (*const u8, usize),
-    pairs: Vec<PairAt>,
-    /// The `name_bit` of every name in the map: a name whose bit is clear is not there, and is not searched for
-    /// (most of the names a response gets are new to it).
-    names: u64,
-    slot: usize,
+    /// One bit per name length (modulo 64) in the map, from its length table alone: a name whose length bit is
+    /// clear is not there and is not searched for.
+    name_lengths: u64,
+    /// The pairs removed, by position: a bit each for the first 64, a list for the rest (a map that long is rare).
+    removed: u64,
+    removed_beyond: Vec<usize>,
 }
 
 impl HeaderSnapshot {
     fn take(map: MapType, slot: usize) -> Self {
-        Self::over(abi::read_header_map(map, slot), slot)
+        Self::over(abi::read_header_map(map, slot))
     }
 
     /// The map's bytes, as `bytes.bytes()` gives them.
@@ -62,38 +41,50 @@ impl HeaderSnapshot {
         unsafe { std::slice::from_raw_parts(self.map.0, self.map.1) }
     }
 
-    fn over(bytes: HeaderMapBytes, slot: usize) -> Self {
-        let mut pairs = KEPT_INDEXES
-            .with(|kept| kept.get(slot).and_then(Cell::take))
-            .unwrap_or_default();
-        pairs.clear();
-        let mut names = 0;
+    fn over(bytes: HeaderMapBytes) -> Self {
         let map = bytes.bytes();
-        for (name, value) in abi::map_pair_ranges(map) {
-            names |= map.get(name.clone()).map_or(0, name_bit);
-            pairs.push(PairAt { name, value });
+        let mut name_lengths = 0;
+        // A plain loop over the table's words: eight bytes a pair, the name's length first.
+        let table = abi::length_table(map);
+        let mut at = 0;
+        while let Some(name_length) = table.get(at..at + 4) {
+            name_lengths |= length_bit(
+                name_length
+                    .iter()
+                    .rev()
+                    .fold(0, |n, b| n << 8 | usize::from(*b)),
+            );
+            at += 8;
         }
         let map = (map.as_ptr(), map.len());
         HeaderSnapshot {
             bytes,
             map,
-            pairs,
-            names,
-            slot,
+            name_lengths,
+            removed: 0,
+            removed_beyond: Vec::new(),
+        }
+    }
+
+    fn is_removed(&self, position: usize) -> bool {
+        if position < 64 {
+            self.removed >> position & 1 != 0
+        } else {
+            self.removed_beyond.contains(&position)
         }
     }
 
     #[inline(always)]
     fn get(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
-        if self.names & name_bit(name) == 0 {
+        if self.name_lengths & length_bit(name.len()) == 0 {
             return None;
         }
         let map = self.map();
         // A plain loop rather than `find`, whose closure the size-leaning build may leave as a call per pair.
-        for pair in &self.pairs {
-            if pair.is_named(map, name) {
-                return map.get(pair.value.clone());
+        for (position, (pair_name, value)) in abi::map_pair_ranges(map).enumerate() {
+            if is_named(map, pair_name, name) && !self.is_removed(position) {
+                return map.get(value);
             }
         }
         None
@@ -101,15 +92,20 @@ impl HeaderSnapshot {
 
     fn mark_removed(&mut self, name: &str) -> bool {
         let name = name.as_bytes();
-        if self.names & name_bit(name) == 0 {
+        if self.name_lengths & length_bit(name.len()) == 0 {
             return false;
         }
-        let map = self.bytes.bytes();
         let mut found = false;
-        for pair in &mut self.pairs {
-            if pair.is_named(map, name) {
-                found = true;
-                pair.name.end = pair.name.start;
+        let map = self.bytes.bytes();
+        for (position, (pair_name, _)) in abi::map_pair_ranges(map).enumerate() {
+            if !is_named(map, pair_name, name) || self.is_removed(position) {
+                continue;
+            }
+            found = true;
+            if position < 64 {
+                self.removed |= 1 << position;
+            } else {
+                self.removed_beyond.push(position);
             }
         }
         found
@@ -118,35 +114,30 @@ impl HeaderSnapshot {
     /// Every pair not removed, as text; None when one is not UTF-8 (the SDK's calls take text).
     fn text_pairs(&self) -> Option<Vec<(&str, &str)>> {
         let map = self.bytes.bytes();
-        self.pairs
-            .iter()
-            .filter(|pair| !pair.name.is_empty())
-            .map(|pair| {
+        abi::map_pair_ranges(map)
+            .enumerate()
+            .filter(|(position, _)| !self.is_removed(*position))
+            .map(|(_, (name, value))| {
                 Some((
-                    std::str::from_utf8(map.get(pair.name.clone())?).ok()?,
-                    std::str::from_utf8(map.get(pair.value.clone())?).ok()?,
+                    std::str::from_utf8(map.get(name)?).ok()?,
+                    std::str::from_utf8(map.get(value)?).ok()?,
                 ))
             })
             .collect()
     }
 }
 
-impl Drop for HeaderSnapshot {
-    fn drop(&mut self) {
-        let pairs = std::mem::take(&mut self.pairs);
-        KEPT_INDEXES.with(|kept| {
-            if let Some(slot) = kept.get(self.slot) {
-                slot.set(Some(pairs));
-            }
-        });
-    }
+/// Whether the pair's name (at `range` in `map`) is `name`; the length first, since most names differ in it.
+#[inline(always)]
+fn is_named(map: &[u8], range: Range<usize>, name: &[u8]) -> bool {
+    range.len() == name.len() && map.get(range).is_some_and(|n| same_bytes(n, name))
 }
 
-/// One of 64 bits for a header name, from its length and its last byte: cheap, and the names of one map
-/// mostly differ in one of the two.
-fn name_bit(name: &[u8]) -> u64 {
-    let last = name.last().copied().unwrap_or_default();
-    1 << ((name.len() * 7 + usize::from(last)) % 64)
+/// One of 64 bits for a header name's length: the names a response is given mostly differ in length from the
+/// ones it has.
+#[inline(always)]
+fn length_bit(length: usize) -> u64 {
+    1 << (length % 64)
 }
 
 pub struct EnvoyRequest {
@@ -208,7 +199,7 @@ impl EnvoyResponse {
     /// The response over a header map kept from an earlier read of it (`map_bytes`), unchanged since.
     pub fn from_held(bytes: Vec<u8>) -> Self {
         EnvoyResponse {
-            headers: HeaderSnapshot::over(HeaderMapBytes::Owned(bytes), RESPONSE_SLOT),
+            headers: HeaderSnapshot::over(HeaderMapBytes::Owned(bytes)),
         }
     }
 }
@@ -380,15 +371,16 @@ mod tests {
     }
 
     #[test]
-    fn a_name_whose_bit_another_name_shares_is_still_searched() {
-        // Same length, same last byte: one bit for both.
-        assert_eq!(name_bit(b"x-a"), name_bit(b"y-a"));
+    fn a_name_whose_length_bit_another_name_shares_is_still_compared() {
+        // "y-a" has the length of "x-a"; the long name's length is 64 more, so it has the same bit too.
+        let long = format!("y-{}", "a".repeat(65));
         let (found, host) = with_host(
             |host| host.response_headers = pairs(&[(":status", "200"), ("x-a", "1")]),
             || {
                 let mut response = EnvoyResponse::read();
                 let found = (
                     response.header("y-a").is_some(),
+                    response.header(&long).is_some(),
                     response.header("x-a").is_some(),
                 );
                 response.set_first("y-a", "2");
@@ -396,12 +388,12 @@ mod tests {
                 found
             },
         );
-        assert_eq!(found, (false, true));
+        assert_eq!(found, (false, false, true));
         assert_eq!(host.header_writes, [("add", "y-a".to_owned())]);
     }
 
     #[test]
-    fn a_header_removed_twice_costs_one_host_call_and_every_pair_is_indexed() {
+    fn a_header_removed_twice_costs_one_host_call_and_pairs_past_the_64th_are_removed_too() {
         let many: Vec<(String, String)> = (0..200)
             .map(|i| (format!("x-{i}"), i.to_string()))
             .collect();
@@ -416,7 +408,7 @@ mod tests {
                 response.remove("server");
                 response.remove("server");
                 assert_eq!(response.header("server"), None);
-                // Pairs past the 128th are read and removed like the others.
+                // Pairs past the 64th are read and removed like the others.
                 assert_eq!(response.header("x-199"), Some(&b"199"[..]));
                 response.remove("x-150");
                 assert_eq!(response.header("x-150"), None);
@@ -430,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn the_next_map_reuses_the_index_and_sees_only_its_own_pairs() {
+    fn the_next_map_sees_only_its_own_pairs() {
         let ((), _) = with_host(
             |host| {
                 host.response_headers = pairs(&[(":status", "200"), ("etag", "1"), ("vary", "a")])

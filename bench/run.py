@@ -186,23 +186,31 @@ def fetch_headers(port: int, host: str = HOST, headers: dict[str, str] | None = 
         return {k.lower(): v for k, v in r.getheaders() if k.lower() not in ("date", "content-length")}
 
 
-def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, rate: int) -> dict:
-    """`target` is (port, Host, extra request headers)."""
+def saturated_cpu(target: tuple[int, str, dict[str, str]], pid: int, seconds: float) -> dict:
+    """`wrk` at saturation on `target` ((port, Host, extra request headers)): the proxy's CPU µs per request, the
+    requests per second, and the share of the CPU the hypervisor took meanwhile."""
     port, host, headers = target
     header_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
-    url = f"http://127.0.0.1:{port}/"
     before, steal_before = cpu_ns(pid), steal_ticks()
     wrk = subprocess.run([*pinned(LOAD_CPU), "wrk", "-t1", "-c16", f"-d{seconds}s", "-H", f"Host: {host}",
-                          *header_args, url], capture_output=True, text=True, check=True).stdout
+                          *header_args, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
     used = cpu_ns(pid) - before
     stolen = (steal_ticks() - steal_before) / os.sysconf("SC_CLK_TCK") / (2 * seconds)
     requests = int(re.search(r"(\d+) requests in", wrk).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
     if errors:
         raise RuntimeError(f"port {port}: {errors.group(1)} failed responses:\n{wrk}")
-    p50, p99 = fixed_rate_latency(url, host, header_args, seconds, rate)
     return {"cpu_us_per_request": used / 1000 / requests, "requests_per_s": requests / seconds,
-            "p50_us": p50, "p99_us": p99, "steal_fraction": stolen}
+            "steal_fraction": stolen}
+
+
+def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, rate: int) -> dict:
+    """`target` is (port, Host, extra request headers)."""
+    port, host, headers = target
+    header_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    saturated = saturated_cpu(target, pid, seconds)
+    p50, p99 = fixed_rate_latency(f"http://127.0.0.1:{port}/", host, header_args, seconds, rate)
+    return {**saturated, "p50_us": p50, "p99_us": p99}
 
 
 def fixed_rate_latency(url: str, host: str, header_args: list[str], seconds: float, rate: int) -> tuple[float, float]:
@@ -232,6 +240,29 @@ def run_rounds(targets: dict[str, tuple[int, str, dict[str, str]]], pid: int, ar
 
 MAX_STEAL = 0.05
 DEFAULT_ROUNDS = 9
+DEFAULT_PAIRED_ROUNDS = 15
+
+
+def paired_ratio(names: tuple[str, str, str], targets: dict[str, tuple[int, str, dict[str, str]]], pid: int,
+                 args) -> dict:
+    """`names` is (no filter, call floor, secure-headers). The three are measured back to back, in an order rotated
+    each round, `args.paired_rounds` times; each round gives secure-headers' CPU over no filter divided by the
+    floor's, and the median of those ratios is the figure. The tables' ratio of medians mixes measurements
+    minutes apart on a shared VM whose speed drifts by tens of percent; three taken seconds apart see one machine.
+    A round during which the hypervisor took over 5% of the CPU is left out."""
+    rounds = []
+    for round_index in range(args.paired_rounds):
+        shift = round_index % len(names)
+        cpu = {name: saturated_cpu(targets[name], pid, args.seconds) for name in names[shift:] + names[:shift]}
+        none, floor, ours = (cpu[name]["cpu_us_per_request"] for name in names)
+        rounds.append({"floor_added_us": floor - none, "ours_added_us": ours - none,
+                       "quiet": all(c["steal_fraction"] < MAX_STEAL for c in cpu.values())})
+    used = [r for r in rounds if r["quiet"] and r["floor_added_us"] > 0]
+    ratios = [r["ours_added_us"] / r["floor_added_us"] for r in used]
+    return {"names": list(names), "rounds": rounds, "rounds_used": len(used),
+            "median_ratio": statistics.median(ratios) if ratios else None,
+            "median_floor_added_us": statistics.median(r["floor_added_us"] for r in used) if used else None,
+            "median_ours_added_us": statistics.median(r["ours_added_us"] for r in used) if used else None}
 
 
 def medians(samples: list[dict]) -> dict:
@@ -348,13 +379,16 @@ def bench_envoy(args, workdir: Path) -> dict:
         targets = {name: (ports[name], HOST, {}) for name in plan}
         targets.update({name: (ports[name], HOST, document) for name in paged})
         samples = run_rounds(targets, envoy.process.pid, args)
+        print("envoy: secure-headers against the call floor, paired")
+        paired = paired_ratio(("none", "call floor proxy-wasm (the host calls only)", "secure-headers (immich)"),
+                              targets, envoy.process.pid, args)
         configure_ms = [float(m) for m in re.findall(r"policy loaded \(\d+ rule\(s\), ([\d.]+) ms\)",
                                                       envoy.log_path.read_text())]
     finally:
         envoy.stop()
         page_upstream.stop()
     return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()},
-            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms,
+            "header_set": {"set": sets, "remove": removes}, "configure_ms": configure_ms, "paired": paired,
             "rss_kib": envoy_rss_side_by_side(workdir)}
 
 
@@ -436,6 +470,11 @@ def traefik_floor_calls(sets: list[tuple[str, str]], held: bool) -> dict:
              ["read", "content-security-policy"]]
     return {"request": TRAEFIK_REQUEST_READS, "buffer": True,
             "response": reads + [["remove", name] for name in IMMICH_REMOVALS] + writes}
+
+
+# Each Traefik path's secure-headers variant (beside its call floor, "call floor, <path> (the host calls only)").
+TRAEFIK_PATHS = {"streamed": "secure-headers, streamed path",
+                 "held": "secure-headers, held path (no Fetch Metadata: curl, scanners)"}
 
 
 def bench_traefik(args, workdir: Path) -> dict:
@@ -523,10 +562,15 @@ def bench_traefik(args, workdir: Path) -> dict:
             "secure-headers, held + inline_script_hashes, 10 KiB page": (web, "page-hashed.test", document),
         }
         samples = run_rounds(targets, traefik.process.pid, args)
+        print("traefik: secure-headers against the call floors, paired")
+        paired = {kind: paired_ratio(("none", f"call floor, {kind} (the host calls only)", ours), targets,
+                                     traefik.process.pid, args)
+                  for kind, ours in TRAEFIK_PATHS.items()}
     finally:
         traefik.stop()
         upstream.stop()
-    return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()}}
+    return {"variants": {name: {"median": medians(s), "samples": s} for name, s in samples.items()},
+            "paired": paired}
 
 
 # --- Load time ----------------------------------------------------------------------------------------------
@@ -605,6 +649,7 @@ def summarise(envoy: dict, traefik: dict) -> dict:
         "ours_added_us": ours, "empty_filter_added_us": floor, "native_added_us": native,
         "call_floor_added_us": call_floor, "naive_added_us": naive,
         "ours_over_call_floor_ratio": ours / call_floor if call_floor > 0 else None,
+        "ours_over_call_floor_paired_ratio": envoy["paired"]["median_ratio"],
         "ours_price_over_native_us": ours - native,
         "ours_over_empty_ratio": ours / floor if floor > 0 else None,
         "native_module_added_us": v["secure-headers native module (immich)"]["added_cpu_us_over_none"],
@@ -659,15 +704,15 @@ def traefik_summary(traefik: dict) -> dict:
     prices = {kind: t[name]["added_cpu_us_over_none"] - native for kind, name in [
         ("streamed_with_companion", "secure-headers + companion, streamed path"),
         ("held", "secure-headers + companion, held path")]}
-    floors = {kind: (t[f"secure-headers, {kind} path" if kind == "streamed" else
-                       "secure-headers, held path (no Fetch Metadata: curl, scanners)"]["added_cpu_us_over_none"],
-                     t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
-              for kind in ("streamed", "held")}
+    floors = {kind: (t[ours]["added_cpu_us_over_none"], t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
+              for kind, ours in TRAEFIK_PATHS.items()}
     return {"traefik_empty_guest_added_us": floor, "traefik_native_added_us": native,
             **{f"traefik_{kind}_added_us": ours for kind, (ours, _) in floors.items()},
             **{f"traefik_call_floor_{kind}_added_us": call for kind, (_, call) in floors.items()},
             **{f"traefik_{kind}_over_call_floor_ratio": (ours / call if call > 0 else None)
                for kind, (ours, call) in floors.items()},
+            **{f"traefik_{kind}_over_call_floor_paired_ratio": traefik["paired"][kind]["median_ratio"]
+               for kind in TRAEFIK_PATHS},
             **{f"traefik_price_over_native_{k}_us": v for k, v in prices.items()},
             **{f"traefik_price_over_native_{k}_vs_floor_ratio": (v / floor if floor > 0 else None)
                for k, v in prices.items()}}
@@ -728,6 +773,7 @@ def write_markdown(results: dict, path: Path) -> None:
         + f"; the naive filter adds {s['naive_added_us']:.2f} µs"
         + (" (secure-headers is below it)." if s["ours_added_us"] < s["naive_added_us"] else
            " (secure-headers is NOT below it in this run)."),
+        paired_finding(results["envoy"]["paired"], "Envoy"),
         f"- The ABI floor (an empty proxy-wasm filter) adds {s['empty_filter_added_us']:.2f} µs per request over no "
         f"filter. secure-headers adds {s['ours_added_us']:.2f} µs: "
         + (f"{ratio:.2f} x the floor (goal: within 1.15 x)." if ratio is not None else "no ratio (the floor was not above zero in this run)."),
@@ -758,7 +804,7 @@ def write_markdown(results: dict, path: Path) -> None:
     out += ["", "The 10 KiB rows are measured over the same 10 KiB page without the middleware (\"none, 10 KiB "
             f"page\"). Hashing the page's two inline scripts (inline_script_hashes) adds {hashed - held:.2f} µs per "
             f"document over the held path without it ({held:.2f} -> {hashed:.2f} µs).",
-            "", *traefik_findings(s),
+            "", *traefik_findings(s, results["traefik"]["paired"]),
             "", "Module size: "
             f"{results['module_bytes']['proxy-wasm']:,} bytes (proxy-wasm), "
             f"{results['module_bytes']['http-wasm']:,} bytes (http-wasm), "
@@ -770,7 +816,18 @@ def write_markdown(results: dict, path: Path) -> None:
     path.write_text("\n".join(out + [f"\n{section}" for section in kept]) + "\n")
 
 
-def traefik_findings(s: dict) -> list[str]:
+def paired_finding(paired: dict, where: str) -> str:
+    """The paired measurement of secure-headers against its call floor (`paired_ratio`), as one line."""
+    head = (f"- Paired ({where}): no filter, the call floor and secure-headers measured back to back, "
+            f"{paired['rounds_used']} of {len(paired['rounds'])} rounds quiet")
+    if paired["median_ratio"] is None:
+        return head + ": no ratio (no quiet round had the floor above zero)."
+    return (head + f": the floor adds {paired['median_floor_added_us']:.2f} µs and secure-headers "
+            f"{paired['median_ours_added_us']:.2f} µs (medians); the median of the rounds' ratios is "
+            f"{paired['median_ratio']:.2f} x (goal: within 1.05 x).")
+
+
+def traefik_findings(s: dict, paired: dict) -> list[str]:
     def ratio(kind: str) -> str:
         r = s[f"traefik_price_over_native_{kind}_vs_floor_ratio"]
         return f"{r:.2f} x the floor" if r is not None else "no ratio (the floor was not above zero in this run)"
@@ -785,6 +842,7 @@ def traefik_findings(s: dict) -> list[str]:
         f"µs held. secure-headers adds {s['traefik_streamed_added_us']:.2f} µs streamed ({floor_ratio('streamed')} "
         f"its floor) and {s['traefik_held_added_us']:.2f} µs held ({floor_ratio('held')} its floor; goal: within "
         "1.05 x).",
+        *(paired_finding(paired[kind], f"Traefik, {kind}") for kind in TRAEFIK_PATHS),
         f"- Traefik's ABI floor (an http-wasm guest that does nothing) adds {s['traefik_empty_guest_added_us']:.2f} "
         f"µs per request; the native headers middleware writing the held path's headers adds "
         f"{s['traefik_native_added_us']:.2f} µs.",
@@ -802,6 +860,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--paired-rounds", type=int, default=DEFAULT_PAIRED_ROUNDS,
+                        help="rounds of secure-headers, its call floor and no filter measured back to back")
     parser.add_argument("--rate", type=int, default=500, help="fixed request rate for the latency measurement")
     parser.add_argument("--before", nargs=2, metavar=("PROXY_WASM", "HTTP_WASM_DIR"), type=Path,
                         help="an older build of the modules (an Envoy module, a Traefik plugin folder) whose load "
@@ -825,7 +885,8 @@ def main() -> int:
     if args.only == "envoy":
         envoy = bench_envoy(args, workdir)
         summary = hashing_summary(envoy_with_added(envoy)["variants"])
-        print("\n".join(table(envoy["variants"], "no filter") + [""] + envoy_findings(summary)))
+        print("\n".join(table(envoy["variants"], "no filter") + [""] + envoy_findings(summary)
+                        + [paired_finding(envoy["paired"], "Envoy")]))
         (workdir / "envoy.json").write_text(json.dumps({**envoy, "summary": summary}, indent=1) + "\n")
         print(f"wrote {workdir / 'envoy.json'}")
         return 0
@@ -839,7 +900,8 @@ def main() -> int:
     if args.only == "traefik":
         traefik = bench_traefik(args, workdir)
         summary = traefik_summary(traefik)
-        print("\n".join(table(traefik["variants"], "no middleware") + [""] + traefik_findings(summary)))
+        print("\n".join(table(traefik["variants"], "no middleware") + [""]
+                        + traefik_findings(summary, traefik["paired"])))
         (workdir / "traefik.json").write_text(json.dumps({**traefik, "summary": summary}, indent=1) + "\n")
         print(f"wrote {workdir / 'traefik.json'}")
         return 0

@@ -1,4 +1,5 @@
-//! Build script of both Wasm adapters (hosts/envoy, hosts/traefik): the module's stack size.
+//! Build script of both Wasm adapters (hosts/envoy, hosts/traefik) and of the Rust comparison filters of
+//! `make bench` (bench/filters/*), so that they compare like with like: the module's stack size.
 //!
 //! The toolchain gives a Wasm module a 1 MiB stack, nearly all of an instance's memory. Traefik builds a new
 //! instance for every router at every configuration reload, and Go frees a replaced one only several garbage

@@ -186,14 +186,19 @@ def fetch_headers(port: int, host: str = HOST, headers: dict[str, str] | None = 
         return {k.lower(): v for k, v in r.getheaders() if k.lower() not in ("date", "content-length")}
 
 
+def header_args(headers: dict[str, str]) -> list[str]:
+    """Extra request headers as wrk's and hey's `-H` arguments."""
+    return [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+
+
 def saturated_cpu(target: tuple[int, str, dict[str, str]], pid: int, seconds: float) -> dict:
     """`wrk` at saturation on `target` ((port, Host, extra request headers)): the proxy's CPU µs per request, the
     requests per second, and the share of the CPU the hypervisor took meanwhile."""
     port, host, headers = target
-    header_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
     before, steal_before = cpu_ns(pid), steal_ticks()
     wrk = subprocess.run([*pinned(LOAD_CPU), "wrk", "-t1", "-c16", f"-d{seconds}s", "-H", f"Host: {host}",
-                          *header_args, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+                          *header_args(headers), f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
     used = cpu_ns(pid) - before
     stolen = (steal_ticks() - steal_before) / os.sysconf("SC_CLK_TCK") / (2 * seconds)
     requests = int(re.search(r"(\d+) requests in", wrk).group(1))
@@ -207,18 +212,17 @@ def saturated_cpu(target: tuple[int, str, dict[str, str]], pid: int, seconds: fl
 def measure(target: tuple[int, str, dict[str, str]], pid: int, seconds: float, rate: int) -> dict:
     """`target` is (port, Host, extra request headers)."""
     port, host, headers = target
-    header_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
     saturated = saturated_cpu(target, pid, seconds)
-    p50, p99 = fixed_rate_latency(f"http://127.0.0.1:{port}/", host, header_args, seconds, rate)
+    p50, p99 = fixed_rate_latency(f"http://127.0.0.1:{port}/", host, header_args(headers), seconds, rate)
     return {**saturated, "p50_us": p50, "p99_us": p99}
 
 
-def fixed_rate_latency(url: str, host: str, header_args: list[str], seconds: float, rate: int) -> tuple[float, float]:
+def fixed_rate_latency(url: str, host: str, header_flags: list[str], seconds: float, rate: int) -> tuple[float, float]:
     """p50 and p99 in µs from `hey` at a fixed rate; tried twice, since on a loaded machine hey now and then
     ends without a latency distribution."""
     for _ in range(2):
         hey = subprocess.run([*pinned(LOAD_CPU), "hey", "-z", f"{max(1, seconds // 2)}s", "-c", "2",
-                              "-q", str(rate // 2), "-host", host, *header_args, url],
+                              "-q", str(rate // 2), "-host", host, *header_flags, url],
                              capture_output=True, text=True, check=True).stdout
         p50, p99 = (re.search(rf"{p}% in ([\d.]+) secs", hey) for p in (50, 99))
         if p50 and p99:
@@ -704,7 +708,8 @@ def traefik_summary(traefik: dict) -> dict:
     prices = {kind: t[name]["added_cpu_us_over_none"] - native for kind, name in [
         ("streamed_with_companion", "secure-headers + companion, streamed path"),
         ("held", "secure-headers + companion, held path")]}
-    floors = {kind: (t[ours]["added_cpu_us_over_none"], t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
+    floors = {kind: (t[ours]["added_cpu_us_over_none"],
+                     t[f"call floor, {kind} (the host calls only)"]["added_cpu_us_over_none"])
               for kind, ours in TRAEFIK_PATHS.items()}
     return {"traefik_empty_guest_added_us": floor, "traefik_native_added_us": native,
             **{f"traefik_{kind}_added_us": ours for kind, (ours, _) in floors.items()},

@@ -346,6 +346,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="the JSON to write (BENCHMARKS.md is written only with the default)")
     args = parser.parse_args()
+    run.require_the_products_stack()
     runs = []
     for _ in range(args.runs):
         runs.append(measure(args.requests))

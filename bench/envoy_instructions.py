@@ -260,6 +260,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path,
                         help="an empty folder for the dumps (default: a new one under .work/, which `make e2e` clears)")
     args = parser.parse_args()
+    run.require_the_products_stack()
     workdir = args.workdir or work_dir("instructions")
     workdir.mkdir(parents=True, exist_ok=True)
     results = measure(args.requests, args.rounds, workdir)

@@ -401,6 +401,7 @@ def main() -> int:
                         help="an empty folder for logs and dumps (default: a new one under .work/, which `make e2e` "
                              "clears)")
     args = parser.parse_args()
+    run.require_the_products_stack()
     workdir = args.workdir or work_dir("traefik-instructions")
     workdir.mkdir(parents=True, exist_ok=True)
     results = measure(args.requests, args.rounds, args.processes, args.valgrind.split(), workdir)
